@@ -1,0 +1,199 @@
+"""Running one stage: find it by id or build it (plan, shard, map tasks, commit), and publish
+what it made and cost as Prefect artifacts."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+
+from flows.dag import input_ids
+from specstress.context import RunContext
+from specstress.errors import BudgetExceeded, FatalProviderError, SpecError
+from tasks.base import Inputs, Stage
+from warehouse.store import Warehouse
+
+
+class ArtefactLoader:
+    """Reads committed artefacts of one warehouse."""
+
+    def __init__(self, wh: Warehouse) -> None:
+        self.wh = wh
+
+    def __call__(self, stage: str, artefact_id: str) -> pa.Table:
+        return self.wh.read_artefact(stage, artefact_id)
+
+    def paths(self, stage: str, artefact_id: str) -> list[str]:
+        return self.wh.parts(stage, artefact_id)
+
+
+def artifact_key(*parts: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")[:100]
+
+
+def task_runner_for(ctx: RunContext) -> Any:
+    spec = ctx.spec
+    tr = spec.task_runner
+    if tr.kind == "dask":
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError as exc:
+            raise SpecError("task_runner.kind is 'dask' but prefect-dask is not installed. Fix: "
+                            "pip install 'specstress[dask]' (prefect-dask), or use kind: threads.") from exc
+        if tr.dask_address:
+            return DaskTaskRunner(address=tr.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": tr.dask_workers, "processes": True,
+                                              "threads_per_worker": max(1, tr.max_workers // tr.dask_workers)})
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=tr.max_workers)
+
+
+def _publish(ctx: RunContext, stage: Stage, result: dict[str, Any]) -> None:
+    """A markdown and a table artifact per stage (best effort: never fails the stage)."""
+    try:
+        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+        spec = ctx.spec
+        summary = result.get("summary") or {}
+        lines = [f"### {stage.name} ({result['status']})", "",
+                 f"- artefact: `{result['artefact_id']}`", f"- rows: {result.get('rows', 0)}"]
+        calls = result.get("calls")
+        if calls:
+            lines += [f"- calls: {calls['calls']} ({calls['cache_hits']} from the ledger, {calls['sent']} sent)",
+                      f"- retries: {calls['retries']}", f"- cost: ${calls['cost_usd']:.4f}",
+                      f"- shards: {calls['shards']} ({calls['reused_shards']} reused)"]
+        if summary:
+            lines += ["", "```json", json.dumps(summary, indent=2, default=str)[:4000], "```"]
+        key = artifact_key(spec.name, stage.name.replace("_", "-"))
+        create_markdown_artifact(markdown="\n".join(lines), key=key,
+                                 description=f"{spec.name}: {stage.name} summary")
+        row = {"stage": stage.name, "status": result["status"], "rows": result.get("rows", 0),
+               "artefact": result["artefact_id"]}
+        if calls:
+            row.update({k: calls[k] for k in ("calls", "cache_hits", "sent", "retries", "cost_usd", "shards")})
+        create_table_artifact(table=[row], key=key + "-table", description=f"{spec.name}: {stage.name} numbers")
+    except Exception:  # noqa: BLE001 - artifacts are a convenience
+        pass
+
+
+@contextmanager
+def _progress(ctx: RunContext, stage: Stage, total: int) -> Any:
+    state: dict[str, Any] = {"id": None}
+    try:
+        from prefect.artifacts import create_progress_artifact
+
+        state["id"] = create_progress_artifact(
+            progress=0.0, key=artifact_key(ctx.spec.name, stage.name.replace("_", "-"), "progress"),
+            description=f"{ctx.spec.name}: {stage.name} shards done")
+    except Exception:  # noqa: BLE001
+        state["id"] = None
+
+    def update(done: int) -> None:
+        if state["id"] is None:
+            return
+        try:
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(artifact_id=state["id"], progress=100.0 * done / max(1, total))
+        except Exception:  # noqa: BLE001
+            pass
+
+    yield update
+
+
+def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[str, Any]:
+    """Build ``stage``'s artefact unless it exists; returns a small summary dict."""
+    from tasks.shard import compute_task, shard_task
+
+    spec = ctx.spec
+    wh = Warehouse(ctx.warehouse_root)
+    aid = ids[stage.name]
+    t0 = time.monotonic()
+    existing = wh.lineage_row(aid)
+    if existing is not None:
+        return {"stage": stage.name, "artefact_id": aid, "status": "reused", "rows": existing["row_count"],
+                "summary": json.loads(existing["summary_json"] or "{}"), "seconds": 0.0}
+    inputs = Inputs(input_ids(stage, ids), ArtefactLoader(wh))
+    for name, iid in inputs.ids.items():
+        if not wh.has_artefact(iid):
+            raise RuntimeError(f"stage {stage.name} needs the {name} artefact {iid}, which does not exist yet. "
+                               f"Run the stages before {stage.name} first (or the whole stress-test flow).")
+    calls_summary = None
+    opts = dict(retries=spec.shards.task_retries, retry_delay_seconds=_delays(spec), retry_jitter_factor=0.5)
+    if stage.kind == "calls":
+        items = stage.plan(ctx, inputs)
+        size = stage.shard_size(spec)
+        shards = [items[i:i + size] for i in range(0, len(items), size)]
+        plan_paths = []
+        for i, chunk in enumerate(shards):
+            rel = ["plans", stage.name, aid, f"shard-{i:05d}.parquet"]
+            if not wh.exists(*rel):
+                wh.write_table(rel, pa.table({"item": [json.dumps(it, ensure_ascii=False) for it in chunk]}))
+            plan_paths.append(wh.path(*rel))
+        part_names = [wh.part_name(i) for i in range(len(shards))]
+        ctx_dict = ctx.to_dict()
+        runner_task = shard_task.with_options(**opts, task_run_name=f"{stage.name}-shard-{{shard_index}}")
+        with _progress(ctx, stage, len(shards)) as update:
+            futures = [runner_task.submit(stage.name, ctx_dict, aid, i, plan_paths[i], part_names[i])
+                       for i in range(len(shards))]
+            results, errors = [], []
+            for done, fut in enumerate(futures, start=1):
+                try:
+                    results.append(fut.result())
+                except (BudgetExceeded, FatalProviderError, SpecError):
+                    _cancel(futures)
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(exc)
+                update(done)
+        if errors:
+            raise errors[0]
+        calls_summary = {
+            "shards": len(shards), "reused_shards": sum(1 for r in results if r.get("reused")),
+            "calls": sum(r["calls"] for r in results), "cache_hits": sum(r["cache_hits"] for r in results),
+            "sent": sum(r["sent"] for r in results), "retries": sum(r["retries"] for r in results),
+            "cost_usd": round(sum(r["cost_usd"] for r in results), 6),
+        }
+        table_rows = None
+        expected = part_names
+        if not shards:  # an empty stage still gets one empty part
+            wh.write_part(stage.name, aid, wh.part_name(0), stage.schema.empty_table() if stage.schema else pa.table({}))
+            expected = [wh.part_name(0)]
+        summary = stage.summarize(wh.read_artefact(stage.name, aid))
+    else:
+        out = compute_task.with_options(**opts, task_run_name=f"{stage.name}-compute")(
+            stage.name, ctx.to_dict(), aid, inputs.ids)
+        summary, table_rows, expected = out["summary"], out["rows"], [wh.part_name(0)]
+    if calls_summary:
+        summary = {**summary, "calls": calls_summary}
+    row = wh.commit_artefact(artefact_id=aid, stage=stage.name, stage_version=stage.version, input_ids=list(inputs.ids.values()),
+                             config=stage.config(spec), template_hashes=_templates(stage, spec), run_id=ctx.run_id,
+                             summary=summary, expected_parts=expected)
+    result = {"stage": stage.name, "artefact_id": aid, "status": "built", "rows": row["row_count"] if table_rows is None
+              else table_rows, "summary": summary, "calls": calls_summary, "seconds": round(time.monotonic() - t0, 2)}
+    _publish(ctx, stage, result)
+    return result
+
+
+def _templates(stage: Stage, spec: Any) -> dict[str, str]:
+    from flows.dag import template_hashes_for
+
+    return template_hashes_for(stage, spec)
+
+
+def _delays(spec: Any) -> list[float]:
+    base = spec.shards.retry_delay_s
+    return [base * (2 ** i) for i in range(max(1, spec.shards.task_retries))]
+
+
+def _cancel(futures: list[Any]) -> None:
+    for f in futures:
+        try:
+            f.cancel()
+        except Exception:  # noqa: BLE001
+            pass

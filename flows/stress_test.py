@@ -1,0 +1,152 @@
+"""The parent flow: one subflow per stage, in DAG order, then the report.
+
+``stress_test(spec_path)`` validates the spec, runs the preflight checks and the budget gate
+before anything is sent, starts the loopback emulator in-process when the spec asks for it,
+records the run, and runs every stage (each one is skipped when its artefact already exists).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.dag import active_stages, artefact_ids
+from flows.stages import run_stage_subflow
+from specstress.context import RunContext
+from specstress.errors import BudgetExceeded
+from warehouse.store import Warehouse, utcnow
+
+
+@contextmanager
+def emulator_for(ctx: RunContext) -> Any:
+    """Start the in-process emulator when the spec enables it and no URL was given."""
+    spec = ctx.spec
+    if not spec.emulator.enabled or ctx.emulator_url:
+        yield None
+        return
+    from specstress.emulator import EmulatorServer
+    from specstress.taxonomy import ValueIndex, load_values_in_the_wild, load_yaml_taxonomy
+
+    if spec.taxonomy.source == "values_in_the_wild":
+        tax = load_values_in_the_wild(str(spec.resolve(spec.taxonomy.tree_csv or "")))
+    else:
+        tax = load_yaml_taxonomy(spec.resolve(spec.taxonomy.path))
+    server = EmulatorServer(ValueIndex.from_table(tax), spec.emulator.personas, spec.emulator.sim,
+                            spec.emulator.faults, seed=spec.emulator.seed).start()
+    ctx.emulator_url = server.url
+    if not ctx.quiet:
+        print(f"emulator: serving the simulated panel at {server.url}", file=sys.stderr)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _run_name(**_: Any) -> str:
+    try:
+        from prefect.runtime import flow_run
+
+        params = flow_run.parameters
+        from specstress.runspec import load_run_spec
+
+        return f"{load_run_spec(params['spec_path'], params.get('overrides')).name}-{time.strftime('%H%M%S')}"
+    except Exception:  # noqa: BLE001
+        return f"stress-test-{time.strftime('%H%M%S')}"
+
+
+@flow(name="stress-test", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4))
+def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id: str | None = None,
+                emulator_url: str | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Run a whole stress test from a run spec; returns a summary (paths, stages, costs)."""
+    from specstress import planning
+    from specstress.providers.engine import close_engine
+
+    ctx = RunContext.create(spec_path, overrides, run_id=run_id, emulator_url=emulator_url, quiet=quiet)
+    spec = ctx.spec
+    wh = Warehouse(ctx.warehouse_root)
+    warnings = planning.preflight(spec, ctx.emulator_url or "http://emulator.invalid")
+    if not quiet:
+        planning.print_warnings(warnings)
+    ctx.spent_before = planning.spent_before(ctx)
+    estimate = planning.check_budget(ctx, planning.plan(ctx))
+    started = utcnow()
+    ids = artefact_ids(spec)
+    base_run = {"run_id": ctx.run_id, "name": spec.name, "spec_path": ctx.spec_path, "spec_hash": spec.spec_hash(),
+                "started_at": started}
+    wh.record_run({**base_run, "status": "running", "seq": 0, "message": f"estimate ${estimate:.4f}"})
+    results: list[dict[str, Any]] = []
+    status, message, report_path = "failed", "", None
+    t0 = time.monotonic()
+    with emulator_for(ctx) as server:
+        try:
+            for stage in active_stages(spec):
+                if not quiet:
+                    print(f"stage {stage.name}: starting", file=sys.stderr)
+                res = run_stage_subflow(stage.name, ctx)
+                results.append(res)
+                if stage.name == "taxonomy" and server is not None:
+                    _refresh_emulator_index(server, wh, ids["taxonomy"])
+                if not quiet:
+                    print(_stage_line(res), file=sys.stderr)
+            from tasks.report import write_report
+
+            report_path = write_report(ctx, ids, results)
+            status, message = "completed", "ok"
+        except BudgetExceeded as exc:
+            status, message = "stopped", str(exc)
+            raise
+        except Exception as exc:
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            eng = close_engine(ctx.run_id)
+            calls_sent = sum((r.get("calls") or {}).get("sent", 0) for r in results)
+            hits = sum((r.get("calls") or {}).get("cache_hits", 0) for r in results)
+            spent = eng.run_cost if eng is not None else 0.0
+            done = {r["stage"]: r["artefact_id"] for r in results}
+            from specstress.secrets import redact
+
+            wh.record_run({**base_run, "status": status, "seq": 1, "finished_at": utcnow(),
+                           "artefacts_json": json.dumps(done), "calls_sent": calls_sent, "cache_hits": hits,
+                           "spent_usd": spent, "message": redact(message)[:2000], "report_path": report_path})
+            try:
+                from warehouse.ledger import Ledger
+
+                Ledger(wh).compact(min_files=32)
+            except Exception:  # noqa: BLE001
+                pass
+    summary = {
+        "run_id": ctx.run_id, "name": spec.name, "status": status, "warehouse": ctx.warehouse_root,
+        "report": report_path, "seconds": round(time.monotonic() - t0, 2), "spent_usd": round(spent, 6),
+        "calls_sent": calls_sent, "cache_hits": hits,
+        "stages": [{k: r[k] for k in ("stage", "status", "rows", "artefact_id")} for r in results],
+        "built": [r["stage"] for r in results if r["status"] == "built"],
+    }
+    if server is not None:
+        summary["emulator"] = server.stats()
+    return summary
+
+
+def _refresh_emulator_index(server: Any, wh: Warehouse, taxonomy_id: str) -> None:
+    """After an expansion, the simulated models must know the new values too."""
+    from specstress.taxonomy import ValueIndex
+
+    try:
+        server.state.agent.index = ValueIndex.from_table(wh.read_artefact("taxonomy", taxonomy_id))
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _stage_line(res: dict[str, Any]) -> str:
+    calls = res.get("calls") or {}
+    extra = ""
+    if calls:
+        extra = (f", {calls['calls']} calls ({calls['cache_hits']} cached, {calls['retries']} retries, "
+                 f"${calls['cost_usd']:.4f})")
+    return f"stage {res['stage']}: {res['status']}, {res['rows']} rows{extra} [{res.get('seconds', 0)}s]"

@@ -1,0 +1,5 @@
+import sys
+
+from specstress.cli import main
+
+sys.exit(main())

@@ -1,0 +1,306 @@
+"""The ``specstress`` command line. Heavy modules are imported inside each command, so that
+``specstress --help`` stays fast.
+
+Exit codes: 0 ok, 1 failure, 2 invalid input (run spec, missing key), 3 over budget,
+4 a provider refused us for good (bad key, unknown model), 5 calls left unfinished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_WAREHOUSE_ENV = "SPECSTRESS_WAREHOUSE"
+
+
+def _project_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def _quiet_prefect() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+
+
+def _parse_sets(items: list[str] | None) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for it in items or []:
+        if "=" not in it:
+            raise SystemExit(f"--set takes key=value (dotted keys allowed), got {it!r}")
+        k, v = it.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def _warehouse_from(args: argparse.Namespace) -> str:
+    if getattr(args, "warehouse", None):
+        return str(Path(args.warehouse).resolve()) if "://" not in args.warehouse else args.warehouse
+    if getattr(args, "spec", None):
+        from specstress.runspec import load_run_spec
+
+        return load_run_spec(args.spec).warehouse_root()
+    env = os.environ.get(DEFAULT_WAREHOUSE_ENV)
+    if env:
+        return env
+    return str(_project_root() / ".specstress" / "warehouse")
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _quiet_prefect()
+    from flows.stress_test import stress_test
+
+    summary = stress_test(args.spec_path, _parse_sets(args.set) or None, emulator_url=args.emulator_url,
+                          quiet=args.quiet)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    built = ", ".join(summary["built"]) or "nothing (every artefact already existed)"
+    print(f"run {summary['run_id']}: {summary['status']} in {summary['seconds']}s")
+    print(f"  built: {built}")
+    print(f"  calls sent: {summary['calls_sent']}, answered from the ledger: {summary['cache_hits']}, "
+          f"spent: ${summary['spent_usd']:.4f}")
+    print(f"warehouse: {summary['warehouse']}")
+    print(f"report: {summary['report']}")
+    print(f'query it: .venv/bin/specstress sql "select count(*) from scenarios" --warehouse {summary["warehouse"]}')
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from specstress import planning
+    from specstress.context import RunContext
+
+    ctx = RunContext.create(args.spec_path, _parse_sets(args.set) or None)
+    warnings = planning.preflight(ctx.spec) if not args.no_keys else []
+    planning.print_warnings(warnings)
+    ctx.spent_before = planning.spent_before(ctx)
+    rows = planning.plan(ctx)
+    if args.json:
+        print(json.dumps({"rows": planning.as_dicts(rows), "remaining_usd": planning.remaining_cost(rows),
+                          "spent_before": ctx.spent_before, "budget_usd": ctx.spec.budget_usd}, indent=2))
+    else:
+        print(f"plan for {ctx.spec.name} ({args.spec_path}); prices as of "
+              f"{_prices_date(ctx.spec)}; warehouse {ctx.warehouse_root}")
+        print(planning.format_plan(rows, ctx.spec, ctx.spent_before))
+    return 0
+
+
+def _prices_date(spec: Any) -> str:
+    from specstress.prices import PriceTable
+
+    return PriceTable.load(spec.resolve(spec.prices)).as_of or "unknown"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from specstress import planning
+    from specstress.runspec import load_run_spec
+
+    spec = load_run_spec(args.spec_path, _parse_sets(args.set) or None)
+    planning.print_warnings(planning.preflight(spec))
+    print(f"{args.spec_path}: ok ({len(spec.models)} models, panel of {len(spec.roles.panel)}, "
+          f"{spec.pairs.count} pairs, budget ${spec.budget_usd:.2f})")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from warehouse import views
+
+    wh = _warehouse_from(args)
+    if not Path(wh).exists() and "://" not in wh:
+        print(f"no warehouse at {wh}. Fix: run `specstress run specs/runs/demo.yaml` first, or pass --warehouse.",
+              file=sys.stderr)
+        return 2
+    try:
+        table = views.query(wh, args.query, args.run)
+    except views.ReadOnlyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a SQL error is the user's to fix
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    _print_table(table, args.format, args.max_width)
+    return 0
+
+
+def _print_table(table: Any, fmt: str, max_width: int) -> None:
+    rows = table.to_pylist()
+    cols = table.column_names
+    if fmt == "json":
+        print(json.dumps(rows, indent=2, default=str, ensure_ascii=False))
+        return
+    if fmt == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([r[c] for c in cols])
+        return
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "NULL"
+        if isinstance(v, float):
+            s = f"{v:.4g}"
+        else:
+            s = str(v).replace("\n", " ")
+        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+
+    data = [[cell(r[c]) for c in cols] for r in rows]
+    widths = [max([len(c)] + [len(d[i]) for d in data]) for i, c in enumerate(cols)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    print(line)
+    print("| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)) + " |")
+    print(line)
+    for d in data:
+        print("| " + " | ".join(v.ljust(w) for v, w in zip(d, widths, strict=True)) + " |")
+    print(line)
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def cmd_views(args: argparse.Namespace) -> int:
+    from warehouse import views
+
+    for name, cols in views.describe(_warehouse_from(args), args.run).items():
+        print(f"{name}: " + ", ".join(f"{c} {t}" for c, t in cols))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tasks.report import write_report_for
+    from warehouse.store import Warehouse
+
+    wh = Warehouse(_warehouse_from(args))
+    if not wh.latest_runs():
+        print(f"no runs in {wh.root}. Fix: run `specstress run specs/runs/demo.yaml` first.", file=sys.stderr)
+        return 2
+    print(write_report_for(wh, args.run))
+    return 0
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from specstress.emulator import EmulatorServer
+    from specstress.runspec import Faults, load_run_spec
+    from specstress.taxonomy import ValueIndex, load_yaml_taxonomy
+
+    spec = load_run_spec(args.spec)
+    faults = spec.emulator.faults
+    if args.faults:
+        faults = Faults.model_validate({**faults.model_dump(), **json.loads(args.faults)})
+    if args.no_faults:
+        faults = Faults()
+    tax = load_yaml_taxonomy(spec.resolve(spec.taxonomy.path))
+    server = EmulatorServer(ValueIndex.from_table(tax), spec.emulator.personas, spec.emulator.sim, faults,
+                            seed=spec.emulator.seed, port=args.port, host=args.host)
+    print(f"specstress emulator on {server.url} (personas: {', '.join(p.name for p in spec.emulator.personas)}); "
+          f"stats at {server.url}/_emulator/stats", flush=True)
+    server.serve_forever()
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    _quiet_prefect()
+    from specstress.validation import run_validation
+
+    report = run_validation(args.spec_path, _parse_sets(args.set) or None, quiet=args.quiet)
+    print(report.text())
+    return 0 if report.passed else 1
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="specstress", description="Stress-test model specifications: generate value "
+                                "trade-off scenarios, query a model panel, find where models disagree.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a whole stress test from a run spec")
+    r.add_argument("spec_path")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field (dotted key)")
+    r.add_argument("--emulator-url", help="use an emulator that is already running instead of starting one")
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
+    r.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    r.set_defaults(func=cmd_run)
+
+    pl = sub.add_parser("plan", help="estimate calls, tokens and dollars of the remaining work; sends nothing")
+    pl.add_argument("spec_path")
+    pl.add_argument("--set", action="append", metavar="KEY=VALUE")
+    pl.add_argument("--json", action="store_true")
+    pl.add_argument("--no-keys", action="store_true", help="skip the API-key check (estimate only)")
+    pl.set_defaults(func=cmd_plan)
+
+    c = sub.add_parser("check", help="validate a run spec and its files; sends nothing")
+    c.add_argument("spec_path")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE")
+    c.set_defaults(func=cmd_check)
+
+    q = sub.add_parser("sql", help="query the warehouse (read-only)")
+    q.add_argument("query")
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    q.add_argument("--run", help="run id or run name (default: the latest completed run)")
+    q.add_argument("--warehouse", help=f"warehouse root (default: ${DEFAULT_WAREHOUSE_ENV} or .specstress/warehouse)")
+    q.add_argument("--spec", help="take the warehouse root from this run spec")
+    q.add_argument("--max-width", type=int, default=60, help="truncate table cells (table format)")
+    q.set_defaults(func=cmd_sql)
+
+    v = sub.add_parser("views", help="list the views and their columns")
+    v.add_argument("--run")
+    v.add_argument("--warehouse")
+    v.add_argument("--spec")
+    v.set_defaults(func=cmd_views)
+
+    rp = sub.add_parser("report", help="write or refresh the latest run's HTML report and print its path")
+    rp.add_argument("--run")
+    rp.add_argument("--warehouse")
+    rp.add_argument("--spec")
+    rp.set_defaults(func=cmd_report)
+
+    e = sub.add_parser("emulator", help="serve the loopback provider emulator (OpenAI, Anthropic, Gemini)")
+    e.add_argument("--port", type=int, default=8765)
+    e.add_argument("--host", default="127.0.0.1")
+    e.add_argument("--spec", default=str(_project_root() / "specs" / "runs" / "demo.yaml"),
+                   help="run spec whose personas, sim knobs and faults to serve (default: the demo)")
+    e.add_argument("--faults", help="JSON object overriding fault knobs, e.g. '{\"rate_429\": 0.1}'")
+    e.add_argument("--no-faults", action="store_true", help="serve without any injected faults")
+    e.set_defaults(func=cmd_emulator)
+
+    va = sub.add_parser("validate", help="run the sim panel with planted weights and check the method recovers them")
+    va.add_argument("spec_path", nargs="?", default=str(_project_root() / "specs" / "runs" / "validate.yaml"))
+    va.add_argument("--set", action="append", metavar="KEY=VALUE")
+    va.add_argument("--quiet", action="store_true")
+    va.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from specstress.errors import SpecstressError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SpecstressError as exc:
+        from specstress.secrets import redact
+
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished calls are in the ledger; run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Before any money is spent: preflight checks and the cost plan.
+
+``preflight`` fails fast on missing keys (naming the variable), bad persona categories, unknown
+prices and unreadable inputs. ``plan`` estimates, per stage and model, the calls planned, the
+calls already final in the ledger, the tokens and the dollars of the remaining work. Where a
+stage's inputs already exist its calls are built for real and looked up in the ledger; otherwise
+the counts come from the run spec and typical sizes (stated as estimates).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from specstress.context import RunContext
+from specstress.domain import Usage
+from specstress.errors import BudgetExceeded, MissingKeyError, SpecError
+from specstress.prices import PriceTable
+from specstress.runspec import RunSpec
+
+
+@dataclass
+class PlanRow:
+    stage: str
+    model_id: str
+    calls: int
+    in_ledger: int
+    remaining: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    exact: bool
+    price_known: bool
+
+
+def models_in_use(spec: RunSpec) -> list[str]:
+    from flows.dag import active_stages
+
+    r = spec.roles
+    used = [g.model for g in r.generators] + list(r.panel) + [r.rubric, r.matcher]
+    names = {s.name for s in active_stages(spec)}
+    if "topics" in names and r.topic_tagger:
+        used.append(r.topic_tagger)
+    if "refusals" in names and r.refusal_classifier:
+        used.append(r.refusal_classifier)
+    if "priority_freeform" in names and r.priority_describer:
+        used.append(r.priority_describer)
+    if "compliance" in names:
+        used += list(r.compliance_judges)
+    if spec.taxonomy.source == "expand" and r.taxonomy_expander:
+        used.append(r.taxonomy_expander)
+    if r.embedder.kind == "model" and r.embedder.model:
+        used.append(r.embedder.model)
+    return list(dict.fromkeys(used))
+
+
+def preflight(spec: RunSpec, emulator_url: str | None = "http://emulator.invalid") -> list[str]:
+    """Raise on anything that would fail after money is spent; return warnings."""
+    from specstress.providers import resolve_endpoint
+
+    warnings: list[str] = []
+    missing = []
+    for mid in models_in_use(spec):
+        try:
+            resolve_endpoint(spec.model(mid), emulator_url)
+        except MissingKeyError as exc:
+            missing.append(str(exc))
+    if missing:
+        raise MissingKeyError("\n".join(missing))
+    prices = PriceTable.load(spec.resolve(spec.prices))
+    for mid in models_in_use(spec):
+        entry = spec.model(mid)
+        if prices.for_entry(entry) is None:
+            warnings.append(f"no price for model {mid!r} ({entry.price_as or entry.model}) in {spec.prices}: its cost "
+                            "counts as $0. Fix: add it to the price table, or set price_as/price on the model.")
+    if spec.emulator.enabled or spec.emulator.url:
+        from specstress.taxonomy import load_yaml_taxonomy
+
+        if spec.taxonomy.source in ("file", "expand"):
+            cats = set(load_yaml_taxonomy(spec.resolve(spec.taxonomy.path)).column("category").to_pylist())
+            for i, p in enumerate(spec.emulator.personas):
+                for cat in list(p.weights) + list(p.priority_order or []):
+                    if cat not in cats:
+                        import difflib
+
+                        close = difflib.get_close_matches(cat, sorted(cats), n=1)
+                        raise SpecError(
+                            f"{spec.source_path}: field `emulator.personas[{i}].weights`: unknown category {cat!r}. "
+                            f"Fix: use a level-2 category of the taxonomy" + (f" (did you mean {close[0]!r}?)" if close
+                                                                              else "") + ".")
+    if spec.compliance.enabled and spec.compliance.model_spec and "://" not in spec.compliance.model_spec:
+        from specstress.modelspec import load_model_spec
+
+        try:
+            ms = load_model_spec(spec.resolve(spec.compliance.model_spec))
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"{spec.source_path}: field `compliance.model_spec`: {exc}") from None
+        if not ms.sections:
+            raise SpecError(f"{spec.compliance.model_spec}: no sections found in the model spec.")
+    return warnings
+
+
+def _counts(ctx: RunContext, ids: dict[str, str]) -> dict[str, int]:
+    from warehouse.store import Warehouse
+
+    spec = ctx.spec
+    wh = Warehouse(ctx.warehouse_root)
+    pairs = spec.pairs.count
+    counts = {"pairs": pairs, "scenarios": pairs * (3 if spec.scenarios.biased else 1)}
+    counts["kept_scenarios"] = counts["scenarios"]
+    if "scenarios" in ids and wh.has_artefact(ids["scenarios"]):
+        t = wh.read_artefact("scenarios", ids["scenarios"], ["status"])
+        counts["scenarios"] = sum(1 for s in t.column("status").to_pylist() if s == "ok")
+        counts["kept_scenarios"] = counts["scenarios"]
+    if "diversity" in ids and wh.has_artefact(ids["diversity"]):
+        t = wh.read_artefact("diversity", ids["diversity"], ["kept"])
+        counts["kept_scenarios"] = sum(1 for k in t.column("kept").to_pylist() if k)
+    counts["responses"] = counts["kept_scenarios"] * len(spec.roles.panel)
+    return counts
+
+
+def plan(ctx: RunContext) -> list[PlanRow]:
+    """The cost plan of the remaining work (see the module docstring)."""
+    from flows.dag import active_stages, artefact_ids, input_ids
+    from flows.runner import ArtefactLoader
+    from tasks.base import Inputs
+    from warehouse.ledger import Ledger
+    from warehouse.store import Warehouse
+
+    spec = ctx.spec
+    wh = Warehouse(ctx.warehouse_root)
+    ledger = Ledger(wh)
+    prices = PriceTable.load(spec.resolve(spec.prices))
+    ids = artefact_ids(spec)
+    counts = _counts(ctx, ids)
+    rows: list[PlanRow] = []
+    for stage in active_stages(spec):
+        est = stage.estimate(spec, counts)
+        if not est:
+            continue
+        done = wh.has_artefact(ids[stage.name])
+        exact_hits: dict[str, tuple[int, int]] = {}
+        if not done and stage.kind == "calls":
+            inp = input_ids(stage, ids)
+            if all(wh.has_artefact(a) for a in inp.values()):
+                items = stage.plan(ctx, Inputs(inp, ArtefactLoader(wh)))
+                reqs = stage.first_requests(ctx, items)
+                final = ledger.final_keys(r.key for r in reqs)
+                for r in reqs:
+                    n, h = exact_hits.get(r.model_id, (0, 0))
+                    exact_hits[r.model_id] = (n + 1, h + (1 if r.key in final else 0))
+        for e in est:
+            entry = spec.model(e.model_id) if e.model_id else None
+            price = prices.for_entry(entry) if entry is not None else None
+            if done:
+                in_ledger, remaining = e.calls, 0
+            elif e.model_id in exact_hits:
+                n, h = exact_hits[e.model_id]
+                share = h / n if n else 0.0
+                in_ledger = round(e.calls * share)
+                remaining = e.calls - in_ledger
+            else:
+                in_ledger, remaining = 0, e.calls
+            frac = remaining / e.calls if e.calls else 0.0
+            tin, tout = int(e.input_tokens * frac), int(e.output_tokens * frac)
+            cost = price.cost(Usage(input_tokens=tin, output_tokens=tout)) if price else 0.0
+            rows.append(PlanRow(stage.name, e.model_id, e.calls, in_ledger, remaining, tin, tout, cost,
+                                exact=done or e.model_id in exact_hits, price_known=price is not None))
+    return rows
+
+
+def remaining_cost(rows: list[PlanRow]) -> float:
+    return sum(r.cost_usd for r in rows)
+
+
+def check_budget(ctx: RunContext, rows: list[PlanRow]) -> float:
+    est = remaining_cost(rows)
+    budget = ctx.spec.budget_usd
+    if ctx.spent_before + est > budget:
+        raise BudgetExceeded(
+            f"the remaining work is estimated at ${est:.2f}" + (f" (plus ${ctx.spent_before:.2f} already spent)"
+                                                                  if ctx.spent_before else "")
+            + f", over budget_usd ${budget:.2f}. Nothing was sent. Fix: raise budget_usd, reduce pairs.count or the "
+            "panel, or pick cheaper models. `specstress plan` shows the breakdown.")
+    return est
+
+
+def format_plan(rows: list[PlanRow], spec: RunSpec, spent_before: float = 0.0) -> str:
+    head = f"{'stage':<18} {'model':<22} {'calls':>9} {'in ledger':>9} {'remaining':>9} {'in tok':>12} " \
+           f"{'out tok':>12} {'est $':>10}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        flag = "" if r.exact else "~"
+        price = f"{r.cost_usd:>10.2f}" if r.price_known else f"{'no price':>10}"
+        lines.append(f"{r.stage:<18} {r.model_id:<22} {r.calls:>9,} {r.in_ledger:>9,} {r.remaining:>9,} "
+                     f"{r.input_tokens:>12,} {r.output_tokens:>12,} {price}{flag}")
+    total = remaining_cost(rows)
+    lines.append("-" * len(head))
+    lines.append(f"{'total':<18} {'':<22} {sum(r.calls for r in rows):>9,} {sum(r.in_ledger for r in rows):>9,} "
+                 f"{sum(r.remaining for r in rows):>9,} {sum(r.input_tokens for r in rows):>12,} "
+                 f"{sum(r.output_tokens for r in rows):>12,} {total:>10.2f}")
+    lines.append(f"remaining estimate ${total:,.2f}; already spent by this run name ${spent_before:,.2f}; "
+                 f"budget ${spec.budget_usd:,.2f}" + ("  -> OVER BUDGET" if total + spent_before > spec.budget_usd else ""))
+    lines.append("~ = estimated from the run spec (inputs not built yet); other rows use the real planned calls.")
+    return "\n".join(lines)
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def spent_before(ctx: RunContext) -> float:
+    """Dollars already spent by earlier invocations of this run name (from the ledger)."""
+    from warehouse.ledger import Ledger
+    from warehouse.store import Warehouse
+
+    wh = Warehouse(ctx.warehouse_root)
+    ids = [r["run_id"] for r in wh.latest_runs() if r["name"] == ctx.spec.name]
+    led = Ledger(wh)
+    return sum(led.spent_by_run(rid) for rid in ids) if ids else 0.0
+
+
+def as_dicts(rows: list[PlanRow]) -> list[dict[str, Any]]:
+    return [r.__dict__ for r in rows]

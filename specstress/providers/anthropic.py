@@ -1,0 +1,88 @@
+"""Anthropic messages (API version 2026-10-21): extended-thinking budget, effort, and native
+structured outputs (``output_config.format``). Sampling parameters no longer exist in this API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from specstress.domain import CallRequest, Outcome, Usage
+from specstress.providers.base import ProviderError, RawReply, classify_exception
+
+
+class AnthropicAdapter:
+    provider = "anthropic"
+
+    def __init__(self, api_key: str, base_url: str | None, timeout: float, api: str | None = None) -> None:
+        import anthropic
+
+        self.client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+
+    async def complete(self, req: CallRequest) -> RawReply:
+        try:
+            return await self._messages(req)
+        except Exception as exc:  # noqa: BLE001
+            raise classify_exception(exc) from None
+
+    async def _messages(self, req: CallRequest) -> RawReply:
+        p = req.params
+        kwargs: dict[str, Any] = {
+            "model": req.model,
+            "max_tokens": int(p.get("max_tokens") or 1024),
+            "messages": list(req.messages),
+        }
+        if req.system:
+            kwargs["system"] = req.system
+        thinking = p.get("thinking_budget")
+        if thinking:
+            kwargs["thinking"] = {"type": "enabled", "budget_tokens": max(1024, int(thinking))}
+            kwargs["max_tokens"] = max(kwargs["max_tokens"], max(1024, int(thinking)) + 1024)
+        # API version 2026-10-21 (anthropic SDK 2.x) rejects temperature, top_p and top_k; the run spec
+        # check refuses them for anthropic models, so they are never sent.
+        output_config: dict[str, Any] = {}
+        if p.get("reasoning_effort"):
+            output_config["effort"] = p["reasoning_effort"] if p["reasoning_effort"] != "minimal" else "low"
+        if req.schema:
+            # Native structured outputs: the response text is JSON that fits the schema.
+            output_config["format"] = {"type": "json_schema", "schema": req.schema["schema"]}
+        if output_config:
+            kwargs["output_config"] = output_config
+        if req.meta.get("extra_headers"):
+            kwargs["extra_headers"] = req.meta["extra_headers"]
+        r = await self.client.messages.create(**kwargs)
+        texts: list[str] = []
+        parsed = None
+        for block in r.content or []:
+            btype = getattr(block, "type", None)
+            if btype == "text":
+                texts.append(block.text)
+            elif btype == "tool_use" and req.schema and block.name == req.schema["name"]:
+                parsed = block.input  # older servers answering through a tool
+        usage = _usage(r.usage)
+        text = "".join(texts) if texts else None
+        stop = r.stop_reason
+        if stop == "refusal":
+            return RawReply(Outcome.REFUSAL, text=text, usage=usage, served_model=r.model)
+        if stop == "max_tokens":
+            return RawReply(Outcome.TRUNCATED, text=text, parsed=parsed, usage=usage, served_model=r.model)
+        if stop in ("end_turn", "stop_sequence", "tool_use", "pause_turn", None):
+            return RawReply(Outcome.OK, text=text, parsed=parsed, usage=usage, served_model=r.model)
+        raise ProviderError("internal", f"unknown stop_reason {stop!r}")
+
+    async def embed(self, req: CallRequest) -> RawReply:
+        raise ProviderError("bad_request", "Anthropic has no embedding API; use kind: local or an OpenAI/Gemini model")
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _usage(u: Any) -> Usage:
+    if u is None:
+        return Usage()
+    fresh = int(getattr(u, "input_tokens", 0) or 0)
+    read = int(getattr(u, "cache_read_input_tokens", 0) or 0)
+    created = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
+    out = int(getattr(u, "output_tokens", 0) or 0)
+    details = getattr(u, "output_tokens_details", None)
+    reasoning = int(getattr(details, "thinking_tokens", 0) or getattr(details, "reasoning_tokens", 0) or 0) if details else 0
+    return Usage(input_tokens=fresh + read + created, cached_input_tokens=read, output_tokens=out,
+                 reasoning_tokens=reasoning)

@@ -1,0 +1,106 @@
+"""Google Gemini through google-genai: generate_content with thinking config, and embeddings.
+
+google-genai retries nothing unless given ``HttpRetryOptions``; we give it none. Its timeouts are
+in milliseconds. The client is kept on the adapter: a client used in the expression that created
+it can be closed underneath.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from specstress.domain import CallRequest, Outcome, Usage
+from specstress.providers.base import RawReply, classify_exception
+
+_FILTERED = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY"}
+
+
+class GoogleAdapter:
+    provider = "google"
+
+    def __init__(self, api_key: str, base_url: str | None, timeout: float, api: str | None = None) -> None:
+        from google import genai
+        from google.genai import types
+
+        self._types = types
+        opts: dict[str, Any] = {"timeout": int(timeout * 1000)}
+        if base_url:
+            opts["base_url"] = base_url
+        self.client = genai.Client(api_key=api_key, http_options=types.HttpOptions(**opts))
+
+    async def complete(self, req: CallRequest) -> RawReply:
+        try:
+            return await self._generate(req)
+        except Exception as exc:  # noqa: BLE001
+            raise classify_exception(exc) from None
+
+    async def _generate(self, req: CallRequest) -> RawReply:
+        t = self._types
+        p = req.params
+        cfg: dict[str, Any] = {}
+        if req.system:
+            cfg["system_instruction"] = req.system
+        if p.get("max_tokens"):
+            cfg["max_output_tokens"] = int(p["max_tokens"])
+        for k in ("temperature", "top_p", "seed"):
+            if p.get(k) is not None:
+                cfg[k] = p[k]
+        if p.get("thinking_budget") is not None:
+            cfg["thinking_config"] = t.ThinkingConfig(thinking_budget=int(p["thinking_budget"]))
+        if req.schema:
+            cfg["response_mime_type"] = "application/json"
+            cfg["response_json_schema"] = req.schema["schema"]
+        if req.meta.get("extra_headers"):
+            cfg["http_options"] = t.HttpOptions(headers=dict(req.meta["extra_headers"]))
+        contents = [
+            t.Content(role="model" if m["role"] == "assistant" else "user", parts=[t.Part(text=m["content"])])
+            for m in req.messages
+        ]
+        r = await self.client.aio.models.generate_content(
+            model=req.model, contents=contents, config=t.GenerateContentConfig(**cfg))
+        usage = _usage(r.usage_metadata)
+        served = getattr(r, "model_version", None) or req.model
+        cands = r.candidates or []
+        if not cands:
+            return RawReply(Outcome.CONTENT_FILTER, usage=usage, served_model=served)
+        cand = cands[0]
+        texts = [part.text for part in (cand.content.parts if cand.content and cand.content.parts else [])
+                 if getattr(part, "text", None) and not getattr(part, "thought", False)]
+        text = "".join(texts) if texts else None
+        reason = getattr(cand.finish_reason, "name", None) or (str(cand.finish_reason) if cand.finish_reason else None)
+        if reason == "MAX_TOKENS":
+            return RawReply(Outcome.TRUNCATED, text=text, usage=usage, served_model=served)
+        if reason in _FILTERED:
+            return RawReply(Outcome.CONTENT_FILTER, text=text, usage=usage, served_model=served)
+        return RawReply(Outcome.OK, text=text, usage=usage, served_model=served)
+
+    async def embed(self, req: CallRequest) -> RawReply:
+        try:
+            t = self._types
+            cfg: dict[str, Any] = {}
+            if req.params.get("dimensions"):
+                cfg["output_dimensionality"] = int(req.params["dimensions"])
+            if req.meta.get("extra_headers"):
+                cfg["http_options"] = t.HttpOptions(headers=dict(req.meta["extra_headers"]))
+            r = await self.client.aio.models.embed_content(
+                model=req.model, contents=[m["content"] for m in req.messages],
+                config=t.EmbedContentConfig(**cfg) if cfg else None)
+            vectors = [list(e.values or []) for e in (r.embeddings or [])]
+            return RawReply(Outcome.OK, vectors=vectors, usage=Usage(
+                input_tokens=sum(len(m["content"]) // 4 for m in req.messages)), served_model=req.model)
+        except Exception as exc:  # noqa: BLE001
+            raise classify_exception(exc) from None
+
+    async def aclose(self) -> None:
+        await self.client.aio.aclose()
+
+
+def _usage(u: Any) -> Usage:
+    if u is None:
+        return Usage()
+    prompt = int(getattr(u, "prompt_token_count", 0) or 0)
+    cached = int(getattr(u, "cached_content_token_count", 0) or 0)
+    cand = int(getattr(u, "candidates_token_count", 0) or 0)
+    thoughts = int(getattr(u, "thoughts_token_count", 0) or 0)
+    return Usage(input_tokens=prompt, cached_input_tokens=cached, output_tokens=cand + thoughts,
+                 reasoning_tokens=thoughts)

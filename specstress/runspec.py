@@ -1,0 +1,678 @@
+"""The run spec: one declarative YAML file that says what to stress-test, with whom, for how much.
+
+``load_run_spec(path)`` parses and validates it. Every problem becomes one :class:`SpecError`
+naming the file, the line, the field and the fix, before anything is sent to any provider.
+Relative paths inside a spec resolve against the spec file's own folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from specstress.errors import SpecError
+from specstress.hashing import content_hash
+
+PROVIDERS = ("openai", "anthropic", "google", "xai", "openai_compatible", "sim")
+EMULATOR = "emulator"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# --------------------------------------------------------------------------- models
+
+
+class ModelParams(_Strict):
+    """Sampling settings sent with every call to this model (part of the call key)."""
+
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    max_tokens: Annotated[int, Field(gt=0, le=200_000)] = 1024
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    thinking_budget: Annotated[int, Field(ge=0)] | None = None
+    seed: int | None = None
+
+
+class Limits(_Strict):
+    """Concurrency and rate limits per (provider, model)."""
+
+    max_in_flight: Annotated[int, Field(ge=1, le=4096)] = 32
+    min_in_flight: Annotated[int, Field(ge=1)] = 1
+    rpm: Annotated[float, Field(gt=0)] | None = None
+    tpm: Annotated[float, Field(gt=0)] | None = None
+
+
+class Price(_Strict):
+    """Dollars per million tokens."""
+
+    input: Annotated[float, Field(ge=0)]
+    output: Annotated[float, Field(ge=0)]
+    cached_input: Annotated[float, Field(ge=0)] | None = None
+    reasoning: Annotated[float, Field(ge=0)] | None = None
+
+
+class ModelEntry(_Strict):
+    """One model the run may call, under a short id used everywhere else in the spec."""
+
+    id: str
+    provider: Literal["openai", "anthropic", "google", "xai", "openai_compatible", "sim"]
+    model: str
+    base_url: str | None = None
+    api: Literal["chat", "responses"] | None = None
+    key_env: str | None = None
+    params: ModelParams = Field(default_factory=ModelParams)
+    limits: Limits = Field(default_factory=Limits)
+    price_as: str | None = None
+    price: Price | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_ok(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("ids use letters, digits, '_', '-' and '.', starting with a letter or digit")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _url_ok(cls, v: str | None) -> str | None:
+        if v is None or v == EMULATOR:
+            return v
+        if not re.match(r"^https?://", v):
+            raise ValueError("base_url must start with http:// or https://, or be the word 'emulator'")
+        return v
+
+    @model_validator(mode="after")
+    def _anthropic_sampling(self) -> ModelEntry:
+        if self.provider == "anthropic":
+            for name in ("temperature", "top_p"):
+                if getattr(self.params, name) is not None:
+                    raise _CrossRefError(("params", name), f"anthropic models take no {name} (Anthropic API version "
+                                         "2026-10-21 rejects sampling parameters)",
+                                         f"remove params.{name}; use thinking_budget or reasoning_effort instead")
+        return self
+
+    @property
+    def on_emulator(self) -> bool:
+        return self.base_url == EMULATOR or self.provider == "sim"
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint identity that enters call keys (never the emulator's port)."""
+        if self.on_emulator:
+            return EMULATOR
+        if self.provider == "openai_compatible":
+            return self.base_url or "default"
+        return "default"
+
+
+# --------------------------------------------------------------------------- roles
+
+
+class GeneratorRole(_Strict):
+    model: str
+    share: Annotated[float, Field(gt=0)] = 1.0
+
+
+class EmbedderSpec(_Strict):
+    """Where scenario embeddings come from. ``local`` needs no network and no download."""
+
+    kind: Literal["local", "model"] = "local"
+    model: str | None = None
+    dimensions: Annotated[int, Field(ge=16, le=8192)] = 768
+    batch_size: Annotated[int, Field(ge=1, le=2048)] = 64
+
+    @model_validator(mode="after")
+    def _model_needed(self) -> EmbedderSpec:
+        if self.kind == "model" and not self.model:
+            raise ValueError("embedder kind 'model' needs `model:` (a model id from `models`)")
+        return self
+
+
+class Roles(_Strict):
+    """Which model plays which part. Every role can be swapped to measure circularity."""
+
+    generators: Annotated[list[GeneratorRole], Field(min_length=1)]
+    panel: Annotated[list[str], Field(min_length=2)]
+    rubric: str
+    matcher: str
+    topic_tagger: str | None = None
+    refusal_classifier: str | None = None
+    priority_describer: str | None = None
+    compliance_judges: list[str] = Field(default_factory=list)
+    taxonomy_expander: str | None = None
+    embedder: EmbedderSpec = Field(default_factory=EmbedderSpec)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+class TaxonomySpec(_Strict):
+    """``file``: our YAML format. ``values_in_the_wild``: the public CSVs (local path or hf://).
+    ``expand``: grow the file taxonomy with ``roles.taxonomy_expander``."""
+
+    source: Literal["file", "values_in_the_wild", "expand"] = "file"
+    path: str = "../taxonomy/seed.yaml"
+    tree_csv: str | None = None
+    per_category: Annotated[int, Field(ge=1, le=200)] = 5
+    dedup_threshold: Annotated[float, Field(gt=0, le=2)] = 0.35
+
+
+class PairsSpec(_Strict):
+    count: Annotated[int, Field(ge=1, le=10_000_000)]
+    categories: list[str] | None = None
+
+
+class ScenariosSpec(_Strict):
+    biased: bool = True
+
+
+class DiversitySpec(_Strict):
+    enabled: bool = True
+    threshold: Annotated[float, Field(gt=0, le=2)] = 0.4
+    weighted_threshold: Annotated[float, Field(gt=0, le=2)] = 0.8
+    method: Literal["auto", "farthest_first", "rnet"] = "auto"
+
+
+class MatchingSpec(_Strict):
+    mode: Literal["per_scenario", "per_response"] = "per_scenario"
+    shuffle: bool = True
+    max_reasks: Annotated[int, Field(ge=0, le=5)] = 1
+
+
+class SpectraSpec(_Strict):
+    max_reasks: Annotated[int, Field(ge=0, le=5)] = 2
+
+
+class DisagreementSpec(_Strict):
+    high: Annotated[float, Field(ge=0, le=3)] = 1.5
+
+
+class ComplianceSpec(_Strict):
+    enabled: bool = False
+    model_spec: str | None = None
+    group: list[str] = Field(default_factory=list)
+    subset: str | None = None
+    per_bin: Annotated[int, Field(ge=0)] = 20
+    random_sample: Annotated[int, Field(ge=0)] = 20
+    max_spec_chars: Annotated[int, Field(ge=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> ComplianceSpec:
+        if self.enabled and not self.model_spec:
+            raise ValueError("compliance is enabled but `model_spec:` (path to a model-spec markdown) is missing")
+        return self
+
+
+class AnalysisScope(_Strict):
+    enabled: bool = True
+    scope: Literal["all", "high_disagreement"] = "all"
+
+
+class OutliersSpec(_Strict):
+    min_gap: Annotated[int, Field(ge=1, le=6)] = 4
+    min_share: Annotated[float, Field(gt=0, le=1)] = 9 / 11
+
+
+class ShardSpec(_Strict):
+    size: Annotated[int, Field(ge=1, le=5000)] = 500
+    task_retries: Annotated[int, Field(ge=0, le=20)] = 3
+    retry_delay_s: Annotated[float, Field(ge=0)] = 2.0
+
+
+class RetrySpec(_Strict):
+    """Our one retry layer (the SDKs' own retries are off)."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
+    max_call_seconds: Annotated[float, Field(gt=0)] = 600.0
+    request_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    backoff_base_s: Annotated[float, Field(ge=0)] = 1.0
+    backoff_max_s: Annotated[float, Field(ge=0)] = 60.0
+
+
+class TaskRunnerSpec(_Strict):
+    kind: Literal["threads", "dask"] = "threads"
+    max_workers: Annotated[int, Field(ge=1, le=64)] = 4
+    dask_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    dask_address: str | None = None
+
+
+class Outage(_Strict):
+    model: str = "*"
+    status: Literal[429, 500, 502, 503, 529] = 503
+    seconds: Annotated[float, Field(ge=0)] | None = None
+    requests: Annotated[int, Field(ge=0)] | None = None
+
+
+class Faults(_Strict):
+    """Fault knobs of the emulator. Rates are probabilities per request."""
+
+    rate_429: Annotated[float, Field(ge=0, le=1)] = 0.0
+    retry_after_s: Annotated[float, Field(ge=0)] = 0.2
+    rate_500: Annotated[float, Field(ge=0, le=1)] = 0.0
+    rate_503: Annotated[float, Field(ge=0, le=1)] = 0.0
+    rate_529: Annotated[float, Field(ge=0, le=1)] = 0.0
+    latency_ms: Annotated[float, Field(ge=0)] = 0.0
+    latency_jitter_ms: Annotated[float, Field(ge=0)] = 0.0
+    hang_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    hang_s: Annotated[float, Field(ge=0)] = 30.0
+    malformed_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    refusal_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    truncation_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    rpm: dict[str, float] = Field(default_factory=dict)
+    tpm: dict[str, float] = Field(default_factory=dict)
+    outages: list[Outage] = Field(default_factory=list)
+
+
+class Persona(_Strict):
+    """A simulated responder. Weights are per level-2 category (unlisted categories weigh 0)."""
+
+    name: str
+    weights: dict[str, float] = Field(default_factory=dict)
+    priority_order: list[str] | None = None
+    nudge_susceptibility: Annotated[float, Field(ge=0, le=1)] = 0.3
+    refusal: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    noise: Annotated[float, Field(ge=0, le=5)] = 0.3
+
+    def category_weights(self) -> dict[str, float]:
+        w = dict(self.weights)
+        if self.priority_order:
+            n = len(self.priority_order)
+            for i, cat in enumerate(self.priority_order):
+                w.setdefault(cat, 2.0 - 4.0 * i / max(1, n - 1))
+        return w
+
+
+class SimSpec(_Strict):
+    """Knobs of the simulated generator and judges (never an answer key)."""
+
+    judge_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.95
+    generator_refusal_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
+    generator_truncation_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    rubric_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    topic_rate: Annotated[float, Field(ge=0, le=1)] = 0.35
+    strictness: dict[str, float] = Field(default_factory=dict)
+
+
+class EmulatorSpec(_Strict):
+    enabled: bool = False
+    url: str | None = None
+    seed: int = 0
+    faults: Faults = Field(default_factory=Faults)
+    sim: SimSpec = Field(default_factory=SimSpec)
+    personas: list[Persona] = Field(default_factory=list)
+
+
+class ReportSpec(_Strict):
+    top_n: Annotated[int, Field(ge=1, le=500)] = 10
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+class RunSpec(_Strict):
+    """A whole stress test, declared."""
+
+    name: str
+    seed: int = 0
+    description: str | None = None
+    warehouse: str = "../../.specstress/warehouse"
+    budget_usd: Annotated[float, Field(gt=0)]
+    prices: str = "../prices.yaml"
+    taxonomy: TaxonomySpec = Field(default_factory=TaxonomySpec)
+    pairs: PairsSpec
+    models: Annotated[list[ModelEntry], Field(min_length=1)]
+    roles: Roles
+    subsets: dict[str, list[str]] = Field(default_factory=dict)
+    scenarios: ScenariosSpec = Field(default_factory=ScenariosSpec)
+    diversity: DiversitySpec = Field(default_factory=DiversitySpec)
+    spectra: SpectraSpec = Field(default_factory=SpectraSpec)
+    matching: MatchingSpec = Field(default_factory=MatchingSpec)
+    disagreement: DisagreementSpec = Field(default_factory=DisagreementSpec)
+    compliance: ComplianceSpec = Field(default_factory=ComplianceSpec)
+    refusals: AnalysisScope = Field(default_factory=AnalysisScope)
+    topics: AnalysisScope = Field(default_factory=AnalysisScope)
+    priorities: AnalysisScope = Field(default_factory=lambda: AnalysisScope(scope="high_disagreement"))
+    outliers: OutliersSpec = Field(default_factory=OutliersSpec)
+    shards: ShardSpec = Field(default_factory=ShardSpec)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    task_runner: TaskRunnerSpec = Field(default_factory=TaskRunnerSpec)
+    emulator: EmulatorSpec = Field(default_factory=EmulatorSpec)
+    report: ReportSpec = Field(default_factory=ReportSpec)
+
+    # Set by load_run_spec; not part of the YAML.
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source_path(self) -> Path | None:
+        return self._source
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("the run name uses letters, digits, '_', '-' and '.'")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> RunSpec:
+        ids = [m.id for m in self.models]
+        seen: set[str] = set()
+        for i, mid in enumerate(ids):
+            if mid in seen:
+                raise _CrossRefError(("models", i, "id"), f"duplicate model id {mid!r}",
+                                     "give every entry of `models` its own id")
+            seen.add(mid)
+        known = set(ids)
+
+        def check(loc: tuple[Any, ...], mid: str | None) -> None:
+            if mid is not None and mid not in known:
+                close = difflib.get_close_matches(mid, sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known ids: {', '.join(sorted(known))}"
+                raise _CrossRefError(loc, f"unknown model id {mid!r}", f"use an id declared under `models` ({hint})")
+
+        r = self.roles
+        for i, g in enumerate(r.generators):
+            check(("roles", "generators", i, "model"), g.model)
+        pseen: set[str] = set()
+        for i, p in enumerate(r.panel):
+            check(("roles", "panel", i), p)
+            if p in pseen:
+                raise _CrossRefError(("roles", "panel", i), f"{p!r} is twice in the panel", "list each model once")
+            pseen.add(p)
+        for role in ("rubric", "matcher", "topic_tagger", "refusal_classifier", "priority_describer",
+                     "taxonomy_expander"):
+            check(("roles", role), getattr(r, role))
+        for i, j in enumerate(r.compliance_judges):
+            check(("roles", "compliance_judges", i), j)
+        if r.embedder.kind == "model":
+            check(("roles", "embedder", "model"), r.embedder.model)
+        for name, members in self.subsets.items():
+            if len(members) < 2:
+                raise _CrossRefError(("subsets", name), f"subset {name!r} has fewer than two models",
+                                     "a disagreement subset needs at least two panel models")
+            for i, m in enumerate(members):
+                if m not in pseen:
+                    raise _CrossRefError(("subsets", name, i), f"{m!r} is not in roles.panel",
+                                         "subsets are made of panel models")
+        for i, m in enumerate(self.compliance.group):
+            if m not in pseen:
+                raise _CrossRefError(("compliance", "group", i), f"{m!r} is not in roles.panel",
+                                     "the compliance group is made of panel models")
+        if self.compliance.subset and self.compliance.subset not in self.all_subsets():
+            raise _CrossRefError(("compliance", "subset"), f"unknown subset {self.compliance.subset!r}",
+                                 f"use one of: {', '.join(self.all_subsets())}")
+        if self.compliance.enabled and not r.compliance_judges:
+            raise _CrossRefError(("roles", "compliance_judges"), "compliance is enabled but no judges are set",
+                                 "list one or more model ids under roles.compliance_judges")
+        if self.taxonomy.source == "expand" and not r.taxonomy_expander:
+            raise _CrossRefError(("roles", "taxonomy_expander"), "taxonomy source 'expand' needs an expander",
+                                 "set roles.taxonomy_expander to a model id")
+        uses_emulator = any(m.on_emulator for m in self.models)
+        if uses_emulator and not (self.emulator.enabled or self.emulator.url):
+            idx = next(i for i, m in enumerate(self.models) if m.on_emulator)
+            raise _CrossRefError(("models", idx, "base_url"), "this model is routed to the emulator, which is off",
+                                 "set `emulator: {enabled: true}` or give the model a real base_url")
+        pnames = [p.name for p in self.emulator.personas]
+        if len(set(pnames)) != len(pnames):
+            dup = next(n for n in pnames if pnames.count(n) > 1)
+            raise _CrossRefError(("emulator", "personas"), f"duplicate persona name {dup!r}", "name each persona once")
+        return self
+
+    # ------------------------------------------------------------------ helpers
+
+    def model(self, model_id: str) -> ModelEntry:
+        for m in self.models:
+            if m.id == model_id:
+                return m
+        raise KeyError(model_id)
+
+    def all_subsets(self) -> dict[str, list[str]]:
+        """Named model subsets; ``all`` (the whole panel) is always present."""
+        subsets = {"all": list(self.roles.panel)}
+        subsets.update(self.subsets)
+        return subsets
+
+    def resolve(self, rel: str) -> Path:
+        """Resolve a path written in the spec against the spec file's folder."""
+        if "://" in rel:
+            return Path(rel)
+        p = Path(rel).expanduser()
+        if p.is_absolute():
+            return p
+        base = self.source_path.parent if self.source_path else Path.cwd()
+        return (base / p).resolve()
+
+    def warehouse_root(self) -> str:
+        if "://" in self.warehouse and not self.warehouse.startswith("file://"):
+            return self.warehouse
+        w = self.warehouse[len("file://"):] if self.warehouse.startswith("file://") else self.warehouse
+        return str(self.resolve(w))
+
+    def spec_hash(self) -> str:
+        return content_hash(self.model_dump(mode="json"))
+
+    def persona(self, name: str) -> Persona | None:
+        for p in self.emulator.personas:
+            if p.name == name:
+                return p
+        return None
+
+    def matches_fault_model(self, pattern: str, model: str) -> bool:
+        return fnmatch.fnmatch(model, pattern)
+
+
+class _CrossRefError(ValueError):
+    def __init__(self, loc: tuple[Any, ...], msg: str, fix: str) -> None:
+        super().__init__(msg)
+        self.loc = loc
+        self.msg = msg
+        self.fix = fix
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if k.value == part:
+                    nxt = v
+                    line = k.start_mark.line + 1
+                    break
+            if nxt is None:
+                return line
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+_FIXES = {
+    "missing": "add this field",
+    "int_parsing": "write a whole number",
+    "int_type": "write a whole number",
+    "float_parsing": "write a number",
+    "float_type": "write a number",
+    "bool_parsing": "write true or false",
+    "bool_type": "write true or false",
+    "string_type": "write a string (quote it if YAML reads it as something else)",
+    "list_type": "write a YAML list",
+    "dict_type": "write a YAML mapping (key: value)",
+    "model_type": "write a YAML mapping (key: value)",
+    "greater_than": "use a larger value",
+    "greater_than_equal": "use a larger value",
+    "less_than": "use a smaller value",
+    "less_than_equal": "use a smaller value",
+    "too_short": "add more entries",
+}
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names allowed at the mapping that holds ``loc``'s last key."""
+    cur: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(cur, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        ann = fields[part].annotation
+        cur = _inner_model(ann)
+        if cur is None:
+            return []
+    fields = getattr(cur, "model_fields", None) or {}
+    return list(fields)
+
+
+def _inner_model(ann: Any) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for a in getattr(ann, "__args__", ()) or ():
+        m = _inner_model(a)
+        if m is not None:
+            return m
+    return None
+
+
+def _format_validation_error(path: Path, root: yaml.Node | None, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors()[:5]:
+        loc = tuple(p for p in e["loc"] if p not in ("function-after",) and not str(p).startswith("function"))
+        etype = e["type"]
+        ctx_err = (e.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _CrossRefError):
+            loc = ctx_err.loc
+            msg, fix = ctx_err.msg, ctx_err.fix
+        elif etype == "extra_forbidden":
+            key = str(loc[-1])
+            allowed = _allowed_keys(RunSpec, loc)
+            close = difflib.get_close_matches(key, allowed, n=1)
+            msg = f"unknown key {key!r}"
+            fix = (f"did you mean {close[0]!r}? " if close else "") + (
+                f"allowed here: {', '.join(allowed)}" if allowed else "remove it")
+        elif etype == "literal_error":
+            expected = (e.get("ctx") or {}).get("expected", "")
+            msg = f"{e['input']!r} is not allowed"
+            fix = f"use one of {expected}"
+            if loc and loc[-1] == "provider":
+                fix = f"use one of: {', '.join(PROVIDERS)}"
+        else:
+            msg = e["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            if "input" in e and etype not in ("missing",) and not isinstance(e["input"], (dict, list)):
+                msg += f" (got {e['input']!r})"
+            fix = _FIXES.get(etype, "see the run-spec reference in README.md")
+        line = _line_of(root, loc)
+        where = f"{path}:{line}" if line else str(path)
+        lines.append(f"{where}: field `{_fmt_loc(loc)}`: {msg}. Fix: {fix}.")
+    more = len(err.errors()) - 5
+    if more > 0:
+        lines.append(f"... and {more} more problem(s)")
+    return "\n".join(lines)
+
+
+def load_run_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> RunSpec:
+    """Read, validate and cross-check a run spec. Raises :class:`SpecError` with a fix."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"{path}: run spec not found. Fix: pass the path of a YAML file, e.g. specs/runs/demo.yaml.")
+    if path.is_dir():
+        raise SpecError(f"{path}: is a folder, not a run spec. Fix: pass a YAML file inside it.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{where}: not valid YAML: {problem}. Fix: check indentation and quoting on that line.") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a run spec must be a YAML mapping (key: value) at the top level.")
+    if overrides:
+        data = _apply_overrides(data, overrides, path)
+    try:
+        spec = RunSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(path, root, exc)) from None
+    spec._source = path.resolve()
+    _check_files(spec, path, root)
+    return spec
+
+
+def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Apply dotted-key overrides such as ``{"pairs.count": 10}``."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        cur = data
+        parts = dotted.split(".")
+        for p in parts[:-1]:
+            if not isinstance(cur.get(p), dict):
+                cur[p] = {}
+            cur = cur[p]
+        cur[parts[-1]] = value
+    return data
+
+
+def _check_files(spec: RunSpec, path: Path, root: yaml.Node | None) -> None:
+    def need(loc: tuple[Any, ...], rel: str, what: str) -> None:
+        if "://" in rel and not rel.startswith("file://"):
+            return
+        p = spec.resolve(rel)
+        if not p.exists():
+            line = _line_of(root, loc)
+            where = f"{path}:{line}" if line else str(path)
+            raise SpecError(
+                f"{where}: field `{_fmt_loc(loc)}`: {what} {rel!r} not found (looked at {p}). "
+                f"Fix: correct the path; relative paths are read from the run spec's folder.")
+
+    if spec.taxonomy.source in ("file", "expand"):
+        need(("taxonomy", "path"), spec.taxonomy.path, "taxonomy file")
+    elif spec.taxonomy.source == "values_in_the_wild":
+        if not spec.taxonomy.tree_csv:
+            raise SpecError(f"{path}: field `taxonomy.tree_csv`: the values_in_the_wild source needs the path or "
+                            "hf:// URL of values_tree.csv. Fix: add `tree_csv:`.")
+        need(("taxonomy", "tree_csv"), spec.taxonomy.tree_csv, "values_tree.csv")
+    need(("prices",), spec.prices, "price table")
+    if spec.compliance.enabled and spec.compliance.model_spec:
+        need(("compliance", "model_spec"), spec.compliance.model_spec, "model spec")

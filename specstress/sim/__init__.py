@@ -1,0 +1,1 @@
+"""The simulated model panel: personas with planted weights, generator, rubric writer, judges."""

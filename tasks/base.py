@@ -1,0 +1,161 @@
+"""What every unit of work shares: the :class:`Stage` contract, request building, and sending a
+batch of requests through the engine (and so through the ledger).
+
+A stage either *computes* its artefact from its inputs (``compute``), or *plans* work items that
+are split into shards; each shard becomes one Prefect task that turns its items into calls,
+sends them, parses the outcomes and writes one Parquet part (``run_shard``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from specstress.context import RunContext, endpoint_identity, model_identity
+from specstress.domain import CallRequest, CallResult
+from specstress.errors import ShardIncomplete
+from specstress.prompts import Template, load_template
+from specstress.runspec import RunSpec
+from specstress.schemas import schema_spec
+
+
+@dataclass
+class EstimateRow:
+    """One line of ``specstress plan``: a stage's calls to one model."""
+
+    stage: str
+    model_id: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    planned_keys: list[str] | None = None  # known when the stage's inputs already exist
+
+
+@dataclass
+class Inputs:
+    """The artefacts a stage reads, by stage name, plus a way to load them."""
+
+    ids: dict[str, str]
+    loader: Any
+    cache: dict[str, pa.Table] = field(default_factory=dict)
+
+    def table(self, stage: str, columns: list[str] | None = None) -> pa.Table:
+        if stage not in self.cache:
+            self.cache[stage] = self.loader(stage, self.ids[stage])
+        t = self.cache[stage]
+        return t.select(columns) if columns else t
+
+
+class Stage:
+    """Base class. Subclasses set the class attributes and implement compute or plan/run_shard."""
+
+    name: str = ""
+    version: str = "1"
+    inputs: tuple[str, ...] = ()
+    optional_inputs: tuple[str, ...] = ()
+    templates: tuple[str, ...] = ()
+    schema: pa.Schema | None = None
+    kind: str = "compute"  # compute | calls
+    calls_per_item: float = 1.0
+
+    # ------------------------------------------------------------------ declaration
+
+    def enabled(self, spec: RunSpec) -> bool:
+        return True
+
+    def config(self, spec: RunSpec) -> dict[str, Any]:
+        """The part of the run spec this stage reads (enters the artefact id)."""
+        return {}
+
+    def template_hashes(self) -> dict[str, str]:
+        return {n: load_template(n).hash for n in self.templates}
+
+    # ------------------------------------------------------------------ work
+
+    def compute(self, ctx: RunContext, inputs: Inputs) -> pa.Table:
+        raise NotImplementedError
+
+    def plan(self, ctx: RunContext, inputs: Inputs) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def run_shard(self, ctx: RunContext, items: list[dict[str, Any]], send: Any) -> pa.Table:
+        raise NotImplementedError
+
+    def first_requests(self, ctx: RunContext, items: list[dict[str, Any]]) -> list[CallRequest]:
+        """The calls a shard sends first (used by ``specstress plan`` to count ledger hits)."""
+        return []
+
+    def estimate(self, spec: RunSpec, counts: dict[str, int]) -> list[EstimateRow]:
+        """Calls and tokens, from upstream row counts (used before the inputs exist)."""
+        return []
+
+    def summarize(self, table: pa.Table) -> dict[str, Any]:
+        return {"rows": table.num_rows}
+
+    def shard_size(self, spec: RunSpec) -> int:
+        return max(1, int(spec.shards.size / max(1.0, self.calls_per_item)))
+
+
+# ---------------------------------------------------------------------- requests
+
+
+def make_request(spec: RunSpec, model_id: str, template: Template | None, values: dict[str, Any] | None,
+                 purpose: str, sample_index: int = 0, user_text: str | None = None) -> CallRequest:
+    """A normalised call for ``model_id``: rendered template (or raw user text), its params and schema."""
+    entry = spec.model(model_id)
+    if template is not None:
+        system, user = template.render(**(values or {}))
+        schema = schema_spec(template.output) if template.output not in ("text", "same-as-original") else None
+        thash = template.hash
+    else:
+        system, user, schema, thash = None, user_text or "", None, None
+    return CallRequest(
+        provider=entry.provider,
+        model=entry.model,
+        messages=[{"role": "user", "content": user}],
+        system=system or None,
+        params=entry.params.model_dump(mode="json", exclude_none=True),
+        schema=schema,
+        template_hash=thash,
+        sample_index=sample_index,
+        endpoint=endpoint_identity(spec, model_id),
+        purpose=purpose,
+        model_id=model_id,
+    )
+
+
+def models_config(spec: RunSpec, ids: list[str]) -> list[dict[str, Any]]:
+    return [model_identity(spec, m) for m in ids]
+
+
+class Sender:
+    """Sends batches through the engine and insists on final outcomes."""
+
+    def __init__(self, engine: Any, stage: str) -> None:
+        self.engine = engine
+        self.stage = stage
+        self.results: list[CallResult] = []
+
+    def __call__(self, requests: list[CallRequest]) -> list[CallResult]:
+        if not requests:
+            return []
+        results = self.engine.run_calls(requests, self.stage)
+        unfinished = [r for r in results if not r.final]
+        if unfinished:
+            self.engine.flush()
+            errs = sorted({(r.error or r.outcome)[:160] for r in unfinished})[:3]
+            raise ShardIncomplete(f"{len(unfinished)} of {len(requests)} calls of stage {self.stage!r} have no "
+                                  f"final outcome yet ({'; '.join(errs)}). A retry re-sends only those.")
+        self.results.extend(results)
+        return results
+
+
+def tokens_of(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def j(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,264 @@
+"""The call ledger: every provider call, once. It is also the cache.
+
+A call's key is the sha256 of its normalised request (:class:`specstress.domain.CallRequest`).
+Each time a call ends, one row is appended. Rows are buffered and flushed as Parquet parts every
+few seconds or every few hundred calls, so a crash loses seconds of work, never a finished shard.
+A key with a final outcome is never sent again; ``remaining = planned keys - final keys``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from specstress.domain import FINAL_OUTCOMES, CallRequest, CallResult, Usage
+from specstress.hashing import canonical_json
+from warehouse.store import Warehouse, utcnow
+
+LEDGER_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("run_id", pa.string()),
+        ("purpose", pa.string()),
+        ("provider", pa.string()),
+        ("model", pa.string()),
+        ("model_id", pa.string()),
+        ("endpoint", pa.string()),
+        ("served_model", pa.string()),
+        ("template_hash", pa.string()),
+        ("sample_index", pa.int32()),
+        ("request_json", pa.string()),
+        ("outcome", pa.string()),
+        ("final", pa.bool_()),
+        ("text", pa.string()),
+        ("parsed_json", pa.string()),
+        ("vector", pa.list_(pa.float32())),
+        ("error", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("cached_input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("reasoning_tokens", pa.int64()),
+        ("cost_usd", pa.float64()),
+        ("latency_s", pa.float64()),
+        ("attempts", pa.int32()),
+        ("wait_s", pa.float64()),
+        ("http_statuses", pa.string()),
+        ("batch_id", pa.string()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+_FINAL_SQL = ", ".join(f"'{o}'" for o in sorted(FINAL_OUTCOMES))
+_RESULT_COLS = ("key, outcome, text, parsed_json, vector, error, input_tokens, cached_input_tokens, output_tokens, "
+                "reasoning_tokens, cost_usd, latency_s, attempts, wait_s, served_model")
+
+
+def make_row(req: CallRequest, res: CallResult, run_id: str, started_at: Any, statuses: list[int]) -> dict[str, Any]:
+    """The ledger row for one ended call."""
+    return {
+        "key": req.key,
+        "run_id": run_id,
+        "purpose": req.purpose,
+        "provider": req.provider,
+        "model": req.model,
+        "model_id": req.model_id,
+        "endpoint": req.endpoint,
+        "served_model": res.served_model,
+        "template_hash": req.template_hash,
+        "sample_index": req.sample_index,
+        "request_json": canonical_json(req.identity()),
+        "outcome": str(res.outcome),
+        "final": res.outcome in FINAL_OUTCOMES,
+        "text": res.text,
+        "parsed_json": json.dumps(res.parsed, ensure_ascii=False) if res.parsed is not None else None,
+        "vector": res.vector,
+        "error": res.error,
+        "input_tokens": res.usage.input_tokens,
+        "cached_input_tokens": res.usage.cached_input_tokens,
+        "output_tokens": res.usage.output_tokens,
+        "reasoning_tokens": res.usage.reasoning_tokens,
+        "cost_usd": res.cost_usd,
+        "latency_s": res.latency_s,
+        "attempts": res.attempts,
+        "wait_s": res.wait_s,
+        "http_statuses": ",".join(str(s) for s in statuses) if statuses else None,
+        "batch_id": None,
+        "started_at": started_at,
+        "finished_at": utcnow(),
+    }
+
+
+def row_to_result(row: dict[str, Any]) -> CallResult:
+    parsed = row.get("parsed_json")
+    return CallResult(
+        key=row["key"],
+        outcome=row["outcome"],
+        text=row.get("text"),
+        parsed=json.loads(parsed) if parsed else None,
+        vector=list(row["vector"]) if row.get("vector") is not None else None,
+        error=row.get("error"),
+        usage=Usage(
+            input_tokens=int(row.get("input_tokens") or 0),
+            cached_input_tokens=int(row.get("cached_input_tokens") or 0),
+            output_tokens=int(row.get("output_tokens") or 0),
+            reasoning_tokens=int(row.get("reasoning_tokens") or 0),
+        ),
+        cost_usd=float(row.get("cost_usd") or 0.0),
+        latency_s=float(row.get("latency_s") or 0.0),
+        attempts=int(row.get("attempts") or 0),
+        wait_s=float(row.get("wait_s") or 0.0),
+        served_model=row.get("served_model"),
+        cached=True,
+    )
+
+
+class Ledger:
+    """Append-only, buffered, content-addressed record of every call. Thread-safe."""
+
+    def __init__(self, warehouse: Warehouse, flush_rows: int = 250, flush_seconds: float = 2.0) -> None:
+        self.wh = warehouse
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._buf: list[dict[str, Any]] = []
+        self._pending: dict[str, dict[str, Any]] = {}  # key -> final row not yet visible in files
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._seq = 0
+        self._writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, row: dict[str, Any]) -> None:
+        with self._lock:
+            self._buf.append(row)
+            if row["final"]:
+                self._pending[row["key"]] = row
+            due = len(self._buf) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds
+        if due:
+            self.flush()
+
+    def flush_if_due(self) -> None:
+        with self._lock:
+            due = bool(self._buf) and time.monotonic() - self._last_flush >= self.flush_seconds
+        if due:
+            self.flush()
+
+    def flush(self) -> int:
+        """Write buffered rows as one Parquet part. Returns the number of rows written."""
+        with self._flush_lock:
+            with self._lock:
+                rows, self._buf = self._buf, []
+                self._last_flush = time.monotonic()
+            if not rows:
+                return 0
+            self._seq += 1
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            name = f"part-{stamp}-{self._writer_id}-{self._seq:06d}.parquet"
+            self.wh.write_table(["ledger", name], pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA))
+            with self._lock:
+                for r in rows:
+                    if r["final"] and self._pending.get(r["key"]) is r:
+                        del self._pending[r["key"]]
+            return len(rows)
+
+    # ------------------------------------------------------------------ reading
+
+    def files(self) -> list[str]:
+        return self.wh.glob("ledger", "part-*.parquet")
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, CallResult]:
+        """Final results for those of ``keys`` that have one (buffered rows included)."""
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, CallResult] = {}
+        if not keys:
+            return out
+        with self._lock:
+            for k in keys:
+                row = self._pending.get(k)
+                if row is not None:
+                    out[k] = row_to_result(row)
+        rest = [k for k in keys if k not in out]
+        files = self.files()
+        if not rest or not files:
+            return out
+        con = duckdb.connect()
+        try:
+            con.register("wanted", pa.table({"key": rest}))
+            rel = con.sql(
+                f"SELECT {_RESULT_COLS} FROM read_parquet({_list_sql(files)}, union_by_name=true) "
+                f"WHERE final AND key IN (SELECT key FROM wanted) "
+                f"QUALIFY row_number() OVER (PARTITION BY key ORDER BY finished_at DESC) = 1"
+            )
+            for row in rel.to_arrow_table().to_pylist():
+                out[row["key"]] = row_to_result(row)
+        finally:
+            con.close()
+        return out
+
+    def final_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` already hold a final outcome (cheap: reads only two columns)."""
+        keys = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        with self._lock:
+            found.update(k for k in keys if k in self._pending)
+        files = self.files()
+        rest = [k for k in keys if k not in found]
+        if not rest or not files:
+            return found
+        con = duckdb.connect()
+        try:
+            con.register("wanted", pa.table({"key": rest}))
+            rel = con.sql(f"SELECT DISTINCT key FROM read_parquet({_list_sql(files)}, union_by_name=true) "
+                          "WHERE final AND key IN (SELECT key FROM wanted)")
+            found.update(rel.to_arrow_table().column("key").to_pylist())
+        finally:
+            con.close()
+        return found
+
+    def spent_by_run(self, run_id_prefix: str) -> float:
+        files = self.files()
+        total = 0.0
+        with self._lock:
+            total += sum(float(r.get("cost_usd") or 0) for r in self._buf if (r.get("run_id") or "").startswith(run_id_prefix))
+        if files:
+            con = duckdb.connect()
+            try:
+                v = con.sql(f"SELECT coalesce(sum(cost_usd), 0) FROM read_parquet({_list_sql(files)}, union_by_name=true) "
+                            f"WHERE starts_with(run_id, '{run_id_prefix}')").fetchall()[0][0]
+                total += float(v or 0)
+            finally:
+                con.close()
+        return total
+
+    # ------------------------------------------------------------------ maintenance
+
+    def compact(self, min_files: int = 8) -> int:
+        """Merge small parts into one (written first, then the merged-away parts are deleted).
+
+        Readers dedupe by key, so a crash between the two steps leaves duplicates, not losses.
+        """
+        self.flush()
+        files = self.files()
+        if len(files) < min_files:
+            return 0
+        table = self.wh.read_table(files)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self.wh.write_table(["ledger", f"part-{stamp}-compact-{uuid.uuid4().hex[:8]}.parquet"],
+                            table.cast(LEDGER_SCHEMA) if table.schema != LEDGER_SCHEMA else table)
+        for f in files:
+            self.wh.fs.rm(f.split("://", 1)[-1] if not self.wh.is_local else f)
+        return len(files)
+
+
+def _list_sql(files: list[str]) -> str:
+    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"

@@ -1,0 +1,5 @@
+-- view: call_log
+-- Every row ever appended to the ledger, including attempts that ended without a final outcome.
+SELECT key, run_id, purpose AS stage, provider, model_id, outcome, final, attempts, wait_s, latency_s,
+       cost_usd, error, http_statuses, started_at, finished_at
+FROM {{ledger}}

@@ -1,0 +1,276 @@
+"""Artefact storage and lineage.
+
+Layout under the warehouse root (a local folder or an fsspec URL such as ``s3://bucket/x``)::
+
+    artefacts/<stage>/<artefact id>/part-*.parquet   immutable stage outputs
+    lineage/<artefact id>.parquet                    one row per committed artefact
+    runs/<run id>-<n>.parquet                        run records (append-only)
+    ledger/part-*.parquet                            the call ledger (see warehouse.ledger)
+    plans/<stage>/<artefact id>/shard-*.parquet      planned work of each shard
+    reports/<run id>/report.html                     rendered reports
+
+Every file is written to a temporary name and renamed into place, so a reader never sees half
+a file. An artefact exists once its lineage row exists; parts without one are invisible and are
+rebuilt (or reused, when a shard's part is already complete) by the next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from specstress import __version__
+
+LINEAGE_SCHEMA = pa.schema(
+    [
+        ("artefact_id", pa.string()),
+        ("stage", pa.string()),
+        ("stage_version", pa.string()),
+        ("input_ids", pa.list_(pa.string())),
+        ("config_hash", pa.string()),
+        ("config_json", pa.string()),
+        ("template_hashes", pa.string()),
+        ("code_version", pa.string()),
+        ("row_count", pa.int64()),
+        ("part_count", pa.int64()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("run_id", pa.string()),
+        ("summary_json", pa.string()),
+    ]
+)
+
+RUN_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("name", pa.string()),
+        ("spec_path", pa.string()),
+        ("spec_hash", pa.string()),
+        ("status", pa.string()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("artefacts_json", pa.string()),
+        ("calls_sent", pa.int64()),
+        ("cache_hits", pa.int64()),
+        ("spent_usd", pa.float64()),
+        ("message", pa.string()),
+        ("report_path", pa.string()),
+        ("seq", pa.int64()),
+    ]
+)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Package version plus the git commit of the checkout, when there is one."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        sha = subprocess.run(["git", "-C", here, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except Exception:
+        sha, dirty = "", ""
+    v = __version__
+    if sha:
+        v += f"+g{sha}" + (".dirty" if dirty else "")
+    return v
+
+
+class Warehouse:
+    """One warehouse root. Safe for many concurrent writers: every file name is unique or
+    content-addressed, and files only ever appear whole."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self.fs, self._base = fsspec.core.url_to_fs(self.root)
+        self.is_local = self.fs.protocol in ("file", "local") or self.fs.protocol == ("file", "local")
+        if self.is_local:
+            os.makedirs(self._base, exist_ok=True)
+
+    # ------------------------------------------------------------------ paths
+
+    def path(self, *parts: str) -> str:
+        """A path for DuckDB and fsspec (local absolute path or URL)."""
+        rel = "/".join(p.strip("/") for p in parts if p)
+        if self.is_local:
+            return os.path.join(self._base, rel) if rel else self._base
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def _fs_path(self, *parts: str) -> str:
+        rel = "/".join(p.strip("/") for p in parts if p)
+        return f"{self._base}/{rel}" if rel else self._base
+
+    def artefact_dir(self, stage: str, artefact_id: str) -> str:
+        return self.path("artefacts", stage, artefact_id)
+
+    def artefact_glob(self, stage: str, artefact_id: str) -> str:
+        return self.path("artefacts", stage, artefact_id, "part-*.parquet")
+
+    # ------------------------------------------------------------------ files
+
+    def write_table(self, rel_parts: Iterable[str], table: pa.Table) -> str:
+        """Write ``table`` as Parquet at ``rel_parts`` atomically (temp name, then rename)."""
+        parts = list(rel_parts)
+        final = self._fs_path(*parts)
+        folder = final.rsplit("/", 1)[0]
+        self.fs.makedirs(folder, exist_ok=True)
+        tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet"
+        with self.fs.open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+        self.fs.mv(tmp, final)
+        return self.path(*parts)
+
+    def exists(self, *parts: str) -> bool:
+        return bool(self.fs.exists(self._fs_path(*parts)))
+
+    def glob(self, *parts: str) -> list[str]:
+        found = sorted(self.fs.glob(self._fs_path(*parts)))
+        if self.is_local:
+            return found
+        proto = self.root.split("://", 1)[0]
+        return [f"{proto}://{f}" for f in found]
+
+    def read_table(self, paths: list[str], columns: list[str] | None = None) -> pa.Table:
+        tables = []
+        for p in paths:
+            if self.is_local:
+                tables.append(pq.read_table(p, columns=columns))
+            else:
+                with self.fs.open(p.split("://", 1)[-1], "rb") as fh:
+                    tables.append(pq.read_table(fh, columns=columns))
+        if not tables:
+            raise FileNotFoundError("no parquet files")
+        return pa.concat_tables(tables, promote_options="default")
+
+    def write_text(self, rel: str, text: str) -> str:
+        final = self._fs_path(rel)
+        folder = final.rsplit("/", 1)[0]
+        self.fs.makedirs(folder, exist_ok=True)
+        tmp = f"{folder}/.tmp-{uuid.uuid4().hex}"
+        with self.fs.open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        self.fs.mv(tmp, final)
+        return self.path(rel)
+
+    # ------------------------------------------------------------------ artefacts
+
+    def part_name(self, index: int, tag: str = "") -> str:
+        return f"part-{index:05d}" + (f"-{tag}" if tag else "") + ".parquet"
+
+    def write_part(self, stage: str, artefact_id: str, name: str, table: pa.Table) -> str:
+        return self.write_table(["artefacts", stage, artefact_id, name], table)
+
+    def part_exists(self, stage: str, artefact_id: str, name: str) -> bool:
+        return self.exists("artefacts", stage, artefact_id, name)
+
+    def parts(self, stage: str, artefact_id: str) -> list[str]:
+        return self.glob("artefacts", stage, artefact_id, "part-*.parquet")
+
+    def has_artefact(self, artefact_id: str) -> bool:
+        return self.exists("lineage", f"{artefact_id}.parquet")
+
+    def commit_artefact(
+        self,
+        *,
+        artefact_id: str,
+        stage: str,
+        stage_version: str,
+        input_ids: list[str],
+        config: Any,
+        template_hashes: dict[str, str],
+        run_id: str,
+        summary: dict[str, Any] | None = None,
+        expected_parts: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Make an artefact exist: count its rows and write its lineage row (last)."""
+        parts = self.parts(stage, artefact_id)
+        if expected_parts is not None:
+            names = {p.rsplit("/", 1)[-1] for p in parts}
+            missing = [n for n in expected_parts if n not in names]
+            if missing:
+                raise RuntimeError(f"artefact {stage}/{artefact_id} is missing parts {missing[:3]}")
+            parts = [p for p in parts if p.rsplit("/", 1)[-1] in set(expected_parts)]
+        rows = 0
+        for p in parts:
+            rows += self._num_rows(p)
+        from specstress.hashing import canonical_json, content_hash
+
+        row = {
+            "artefact_id": artefact_id,
+            "stage": stage,
+            "stage_version": stage_version,
+            "input_ids": list(input_ids),
+            "config_hash": content_hash(config),
+            "config_json": canonical_json(config),
+            "template_hashes": json.dumps(template_hashes, sort_keys=True),
+            "code_version": code_version(),
+            "row_count": rows,
+            "part_count": len(parts),
+            "created_at": utcnow(),
+            "run_id": run_id,
+            "summary_json": json.dumps(summary or {}, sort_keys=True, default=str),
+        }
+        self.write_table(["lineage", f"{artefact_id}.parquet"], pa.Table.from_pylist([row], schema=LINEAGE_SCHEMA))
+        return row
+
+    def _num_rows(self, path: str) -> int:
+        if self.is_local:
+            return pq.ParquetFile(path).metadata.num_rows
+        with self.fs.open(path.split("://", 1)[-1], "rb") as fh:
+            return pq.ParquetFile(fh).metadata.num_rows
+
+    def lineage(self) -> pa.Table:
+        files = self.glob("lineage", "*.parquet")
+        if not files:
+            return LINEAGE_SCHEMA.empty_table()
+        return self.read_table(files)
+
+    def lineage_row(self, artefact_id: str) -> dict[str, Any] | None:
+        if not self.has_artefact(artefact_id):
+            return None
+        return self.read_table([self.path("lineage", f"{artefact_id}.parquet")]).to_pylist()[0]
+
+    def read_artefact(self, stage: str, artefact_id: str, columns: list[str] | None = None) -> pa.Table:
+        parts = self.parts(stage, artefact_id)
+        if not parts:
+            raise FileNotFoundError(f"artefact {stage}/{artefact_id} has no parts")
+        return self.read_table(parts, columns=columns)
+
+    # ------------------------------------------------------------------ runs
+
+    def record_run(self, row: dict[str, Any]) -> None:
+        row = dict(row)
+        row.setdefault("seq", 0)
+        for k in RUN_SCHEMA.names:
+            row.setdefault(k, None)
+        name = f"{row['run_id']}-{int(row['seq']):04d}.parquet"
+        self.write_table(["runs", name], pa.Table.from_pylist([row], schema=RUN_SCHEMA))
+
+    def runs(self) -> pa.Table:
+        files = self.glob("runs", "*.parquet")
+        if not files:
+            return RUN_SCHEMA.empty_table()
+        return self.read_table(files)
+
+    def latest_runs(self) -> list[dict[str, Any]]:
+        """One record per run id (its latest), newest first."""
+        latest: dict[str, dict[str, Any]] = {}
+        for r in self.runs().to_pylist():
+            cur = latest.get(r["run_id"])
+            if cur is None or r["seq"] > cur["seq"]:
+                latest[r["run_id"]] = r
+        return sorted(latest.values(), key=lambda r: r["started_at"], reverse=True)
