@@ -60,11 +60,19 @@ def _warehouse_from(args: argparse.Namespace) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from specstress import planning
+    from specstress.context import RunContext
+
+    overrides = _parse_sets(args.set) or None
+    # Everything that can be checked is checked here, before Prefect starts and before any call.
+    ctx = RunContext.create(args.spec_path, overrides, emulator_url=args.emulator_url)
+    planning.preflight(ctx.spec, ctx.emulator_url or "http://emulator.invalid")
+    ctx.spent_before = planning.spent_before(ctx)
+    planning.check_budget(ctx, planning.plan(ctx))
     _quiet_prefect()
     from flows.stress_test import stress_test
 
-    summary = stress_test(args.spec_path, _parse_sets(args.set) or None, emulator_url=args.emulator_url,
-                          quiet=args.quiet)
+    summary = stress_test(args.spec_path, overrides, emulator_url=args.emulator_url, quiet=args.quiet)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0

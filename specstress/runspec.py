@@ -578,7 +578,7 @@ def _format_validation_error(path: Path, root: yaml.Node | None, err: Validation
         etype = e["type"]
         ctx_err = (e.get("ctx") or {}).get("error")
         if isinstance(ctx_err, _CrossRefError):
-            loc = ctx_err.loc
+            loc = tuple(loc) + tuple(ctx_err.loc)
             msg, fix = ctx_err.msg, ctx_err.fix
         elif etype == "extra_forbidden":
             key = str(loc[-1])

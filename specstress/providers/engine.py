@@ -211,7 +211,7 @@ class Engine:
         policy = self.retry
         adapter = self._adapter(req)
         limiter = self._limiter(req)
-        if req.endpoint == "emulator":
+        if req.endpoint.startswith("emulator"):
             req.meta.setdefault("extra_headers", {})["x-specstress-key"] = req.key
         est_tokens = req.prompt_chars // 4 + int(req.params.get("max_tokens") or 256)
         t_start = time.monotonic()

@@ -1,0 +1,60 @@
+"""Shared fixtures: an isolated Prefect home and test server per session, the demo spec, an
+emulator serving the demo's personas, and a finished demo run reused by read-only tests."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_PREFECT_HOME = tempfile.mkdtemp(prefix="specstress-prefect-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "specs" / "runs" / "demo.yaml"
+
+
+def shared_data() -> Path:
+    env = os.environ.get("SPECSTRESS_SHARED_DATA")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One Prefect test server for the session (about 10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def make_emulator(spec_path: Path = DEMO, faults=None, **overrides):
+    from specstress.emulator import EmulatorServer
+    from specstress.runspec import load_run_spec
+    from specstress.taxonomy import ValueIndex, load_yaml_taxonomy
+
+    spec = load_run_spec(spec_path, overrides or None)
+    tax = load_yaml_taxonomy(spec.resolve(spec.taxonomy.path))
+    return EmulatorServer(ValueIndex.from_table(tax), spec.emulator.personas, spec.emulator.sim,
+                          faults if faults is not None else spec.emulator.faults, seed=spec.emulator.seed)
+
+
+@pytest.fixture(scope="session")
+def demo_run(prefect_server, tmp_path_factory):
+    """The full demo spec run once through Prefect against a test-owned emulator."""
+    from flows.stress_test import stress_test
+
+    wh = tmp_path_factory.mktemp("demo-warehouse")
+    emu = make_emulator().start()
+    try:
+        summary = stress_test(str(DEMO), {"warehouse": str(wh)}, emulator_url=emu.url, quiet=True)
+        stats = emu.stats()
+        yield {"summary": summary, "warehouse": str(wh), "emulator": emu, "stats_after_first": stats}
+    finally:
+        emu.stop()

@@ -1,0 +1,87 @@
+"""The call ledger is the cache: final outcomes are hits, everything else is a miss."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+
+from specstress.domain import CallRequest, CallResult, Outcome, Usage
+from warehouse.ledger import Ledger, make_row
+from warehouse.store import Warehouse, utcnow
+
+
+def req(text: str, **kw) -> CallRequest:
+    return CallRequest(provider="openai", model="m", messages=[{"role": "user", "content": text}],
+                       params={"max_tokens": 10}, model_id="m1", purpose="test", **kw)
+
+
+def record(led: Ledger, r: CallRequest, outcome: str, text: str = "x") -> None:
+    res = CallResult(key=r.key, outcome=outcome, text=text, usage=Usage(10, 0, 5, 0), cost_usd=0.01, attempts=1)
+    led.append(make_row(r, res, "run-1", utcnow(), [200]))
+
+
+def test_key_is_content_addressed():
+    a, b = req("hello"), req("hello")
+    assert a.key == b.key and len(a.key) == 64
+    assert req("hello", sample_index=1).key != a.key
+    assert req("hello", endpoint="emulator").key != a.key
+    # bookkeeping (purpose, model id, meta) does not enter the key
+    c = CallRequest(provider="openai", model="m", messages=[{"role": "user", "content": "hello"}],
+                    params={"max_tokens": 10}, model_id="other", purpose="elsewhere", meta={"x": 1})
+    assert c.key == a.key
+
+
+def test_hits_and_misses(tmp_path):
+    wh = Warehouse(str(tmp_path))
+    led = Ledger(wh, flush_rows=1000, flush_seconds=999)
+    ok, refused, retry, unseen = req("ok"), req("refused"), req("retry"), req("unseen")
+    record(led, ok, Outcome.OK, "fine")
+    record(led, refused, Outcome.REFUSAL, "no")
+    record(led, retry, Outcome.RETRYABLE_ERROR, None)
+    # buffered rows are visible before any flush
+    hits = led.lookup([ok.key, refused.key, retry.key, unseen.key])
+    assert set(hits) == {ok.key, refused.key}
+    assert hits[ok.key].text == "fine" and hits[ok.key].cached
+    assert led.flush() == 3
+    assert len(led.files()) == 1
+    fresh = Ledger(wh)  # another process: reads only the files
+    hits = fresh.lookup([ok.key, refused.key, retry.key, unseen.key])
+    assert set(hits) == {ok.key, refused.key}
+    assert hits[refused.key].outcome == Outcome.REFUSAL
+    assert fresh.final_keys([ok.key, retry.key, unseen.key]) == {ok.key}
+
+
+def test_retry_then_final_is_a_hit(tmp_path):
+    wh = Warehouse(str(tmp_path))
+    led = Ledger(wh)
+    r = req("flaky")
+    record(led, r, Outcome.RETRYABLE_ERROR, None)
+    led.flush()
+    assert led.lookup([r.key]) == {}
+    record(led, r, Outcome.OK, "finally")
+    led.flush()
+    assert Ledger(wh).lookup([r.key])[r.key].text == "finally"
+
+
+def test_flush_by_size_and_compaction(tmp_path):
+    wh = Warehouse(str(tmp_path))
+    led = Ledger(wh, flush_rows=5, flush_seconds=999)
+    reqs = [req(f"q{i}") for i in range(23)]
+    for r in reqs:
+        record(led, r, Outcome.OK)
+    led.flush()
+    assert len(led.files()) == 5  # 4 full parts + the rest
+    merged = led.compact(min_files=2)
+    assert merged == 5 and len(led.files()) == 1
+    assert pq.read_table(led.files()[0]).num_rows == 23
+    assert Ledger(wh).final_keys(r.key for r in reqs) == {r.key for r in reqs}
+
+
+def test_spent_by_run(tmp_path):
+    wh = Warehouse(str(tmp_path))
+    led = Ledger(wh)
+    for i in range(4):
+        record(led, req(f"c{i}"), Outcome.OK)
+    assert abs(led.spent_by_run("run-1") - 0.04) < 1e-9
+    led.flush()
+    assert abs(Ledger(wh).spent_by_run("run-1") - 0.04) < 1e-9
+    assert Ledger(wh).spent_by_run("other") == 0.0
