@@ -15,29 +15,28 @@ from specstress.hashing import content_hash
 from specstress.runspec import RunSpec
 from tasks.analytics import DisagreementStage, OutliersStage, PrioritiesStage
 from tasks.base import Stage
+from tasks.compliance import ComplianceStage
 from tasks.diversity import DiversityStage
 from tasks.embeddings import EmbeddingsStage
+from tasks.high_disagreement import HighDisagreementStage
 from tasks.matching import MatchingStage
 from tasks.pairs import PairsStage
+from tasks.priority_freeform import PriorityFreeformStage
+from tasks.refusals import RefusalsStage
 from tasks.responses import ResponsesStage
 from tasks.scenarios import ScenariosStage
 from tasks.spectra import SpectraStage
 from tasks.taxonomy import TaxonomyStage
+from tasks.topics import TopicsStage
 
 
 @lru_cache(maxsize=1)
 def all_stages() -> tuple[Stage, ...]:
-    stages: list[Stage] = [
+    return (
         TaxonomyStage(), PairsStage(), ScenariosStage(), EmbeddingsStage(), DiversityStage(), ResponsesStage(),
-        SpectraStage(), MatchingStage(), DisagreementStage(), PrioritiesStage(), OutliersStage(),
-    ]
-    try:
-        from tasks.extra_stages import extra_stages
-
-        stages.extend(extra_stages())
-    except ImportError:
-        pass
-    return tuple(stages)
+        SpectraStage(), MatchingStage(), DisagreementStage(), HighDisagreementStage(), PrioritiesStage(),
+        OutliersStage(), TopicsStage(), RefusalsStage(), PriorityFreeformStage(), ComplianceStage(),
+    )
 
 
 def stage_by_name(name: str) -> Stage:
@@ -66,19 +65,12 @@ def artefact_ids(spec: RunSpec) -> dict[str, str]:
     return ids
 
 
-def input_ids(stage: Stage, ids: dict[str, str]) -> dict[str, str]:
-    out = {}
-    for name in stage.inputs:
-        if name in ids:
-            out[name] = ids[name]
-    for name in stage.optional_inputs:
-        if name in ids:
-            out[name] = ids[name]
-    return out
+def input_ids(stage: Stage, ids: dict[str, str], spec: RunSpec) -> dict[str, str]:
+    return {name: ids[name] for name in stage.inputs_for(spec) if name in ids}
 
 
 def artefact_id(stage: Stage, spec: RunSpec, ids: dict[str, str]) -> str:
-    missing = [n for n in stage.inputs if n not in ids]
+    missing = [n for n in stage.inputs_for(spec) if n not in ids]
     if missing:
         raise RuntimeError(f"stage {stage.name} needs {missing}, which are not active in this run spec")
     ident: dict[str, Any] = {
@@ -86,6 +78,6 @@ def artefact_id(stage: Stage, spec: RunSpec, ids: dict[str, str]) -> str:
         "version": stage.version,
         "config": stage.config(spec),
         "templates": template_hashes_for(stage, spec),
-        "inputs": input_ids(stage, ids),
+        "inputs": input_ids(stage, ids, spec),
     }
     return stage.name[:4] + "-" + content_hash(ident)[:24]

@@ -118,7 +118,7 @@ def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[st
     if existing is not None:
         return {"stage": stage.name, "artefact_id": aid, "status": "reused", "rows": existing["row_count"],
                 "summary": json.loads(existing["summary_json"] or "{}"), "seconds": 0.0}
-    inputs = Inputs(input_ids(stage, ids), ArtefactLoader(wh))
+    inputs = Inputs(input_ids(stage, ids, spec), ArtefactLoader(wh))
     for name, iid in inputs.ids.items():
         if not wh.has_artefact(iid):
             raise RuntimeError(f"stage {stage.name} needs the {name} artefact {iid}, which does not exist yet. "

@@ -67,6 +67,11 @@ classifications_flow = STAGE_FLOWS["classifications"]
 disagreement_flow = STAGE_FLOWS["disagreement"]
 value_priorities_flow = STAGE_FLOWS["value_priorities"]
 outliers_flow = STAGE_FLOWS["outliers"]
+high_disagreement_flow = STAGE_FLOWS["high_disagreement"]
+topics_flow = STAGE_FLOWS["topics"]
+refusals_flow = STAGE_FLOWS["refusals"]
+priority_freeform_flow = STAGE_FLOWS["priority_freeform"]
+compliance_flow = STAGE_FLOWS["compliance"]
 
 
 def run_stage_subflow(stage_name: str, ctx: RunContext) -> dict[str, Any]:

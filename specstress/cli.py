@@ -179,6 +179,30 @@ def _print_table(table: Any, fmt: str, max_width: int) -> None:
     print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from warehouse import views
+    from warehouse.sql_files import SQL_DIR
+
+    names = sorted(p.stem for p in (SQL_DIR / "queries").glob("*.sql"))
+    if args.list or not args.name:
+        for n in names:
+            first = (SQL_DIR / "queries" / f"{n}.sql").read_text().splitlines()[1:2]
+            print(f"{n:32} {first[0].lstrip('- ') if first else ''}")
+        return 0
+    if args.name not in names:
+        print(f"error: no query {args.name!r}; known: {', '.join(names)}", file=sys.stderr)
+        return 2
+    sql = (SQL_DIR / "queries" / f"{args.name}.sql").read_text()
+    wh = _warehouse_from(args)
+    try:
+        table = views.query(wh, sql, args.run)
+    except Exception as exc:  # noqa: BLE001
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    _print_table(table, args.format, args.max_width)
+    return 0
+
+
 def cmd_views(args: argparse.Namespace) -> int:
     from warehouse import views
 
@@ -264,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--spec", help="take the warehouse root from this run spec")
     q.add_argument("--max-width", type=int, default=60, help="truncate table cells (table format)")
     q.set_defaults(func=cmd_sql)
+
+    nq = sub.add_parser("query", help="run a canonical analysis query (warehouse/sql/queries/NAME.sql)")
+    nq.add_argument("name", nargs="?")
+    nq.add_argument("--list", action="store_true", help="list the named queries")
+    nq.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    nq.add_argument("--run")
+    nq.add_argument("--warehouse")
+    nq.add_argument("--spec")
+    nq.add_argument("--max-width", type=int, default=60)
+    nq.set_defaults(func=cmd_query)
 
     v = sub.add_parser("views", help="list the views and their columns")
     v.add_argument("--run")

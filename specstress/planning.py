@@ -142,7 +142,7 @@ def plan(ctx: RunContext) -> list[PlanRow]:
         done = wh.has_artefact(ids[stage.name])
         exact_hits: dict[str, tuple[int, int]] = {}
         if not done and stage.kind == "calls":
-            inp = input_ids(stage, ids)
+            inp = input_ids(stage, ids, spec)
             if all(wh.has_artefact(a) for a in inp.values()):
                 items = stage.plan(ctx, Inputs(inp, ArtefactLoader(wh)))
                 reqs = stage.first_requests(ctx, items)

@@ -55,7 +55,6 @@ class Stage:
     name: str = ""
     version: str = "1"
     inputs: tuple[str, ...] = ()
-    optional_inputs: tuple[str, ...] = ()
     templates: tuple[str, ...] = ()
     schema: pa.Schema | None = None
     kind: str = "compute"  # compute | calls
@@ -65,6 +64,10 @@ class Stage:
 
     def enabled(self, spec: RunSpec) -> bool:
         return True
+
+    def inputs_for(self, spec: RunSpec) -> tuple[str, ...]:
+        """The stages this one reads under ``spec`` (some analyses read the high-disagreement set)."""
+        return self.inputs
 
     def config(self, spec: RunSpec) -> dict[str, Any]:
         """The part of the run spec this stage reads (enters the artefact id)."""

@@ -35,6 +35,7 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "topics": ("topics",),
     "refusals": ("refusals",),
     "priority_freeform": ("priority_freeform",),
+    "value_priorities_freeform": ("priority_freeform",),
     "compliance_judgments": ("compliance",),
     "compliance": ("compliance",),
     "judge_agreement": ("compliance",),
