@@ -43,7 +43,7 @@ class ValidationReport:
     def text(self) -> str:
         lines = [f"validate run {self.run_id} ({self.seconds:.0f}s, warehouse {self.warehouse})",
                  f"judge accuracy knob {self.judge_accuracy:.2f}; {self.scenarios} scenarios placed", "",
-                 "planted priority order recovered (Spearman, goal >= %.2f):" % self.spearman_goal]
+                 f"planted priority order recovered (Spearman, goal >= {self.spearman_goal:.2f}):"]
         for name, rho in sorted(self.spearman.items()):
             lines.append(f"  {name:<14} {rho:.3f}  {'ok' if rho >= self.spearman_goal else 'FAIL'}")
         lines += ["", f"planted divergent scenarios (noise-free D >= threshold): {self.planted}",
