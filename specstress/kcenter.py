@@ -1,17 +1,28 @@
 """Greedy k-center with a distance threshold: the diversity filter of the method.
 
-Two algorithms with the same guarantee at stop (every point lies within ``r`` of a centre, and
+Two algorithms with the same guarantee at stop (every point lies within ``r`` of its centre, and
 centres are more than ``r`` apart):
 
 * :func:`farthest_first` is the textbook greedy k-center (Gonzalez): repeatedly add the point
   farthest from the current centres (``weight x distance`` in the vertex-weighted variant) until
   every point is within ``r``. It costs O(n * k * d), fine up to a few tens of thousands of points.
-* :func:`rnet` scales to paper size (300K x 768). It finds every pair within ``r`` exactly, with
-  a blocked matrix product over a PCA projection plus the residual norm as an upper bound on the
-  dot product (so no true neighbour is ever pruned), then keeps points greedily in priority order
-  (weight, descending; a seeded shuffle when unweighted), dropping each kept point's neighbours.
+* :func:`rnet` scales to paper size (300K x 768). It finds every pair within ``r`` exactly
+  (:func:`neighbour_pairs`), then keeps points greedily in priority order (weight, descending,
+  ties by index; a seeded shuffle when unweighted), dropping each kept point's neighbours.
 
-Vectors are L2-normalised first; distances are Euclidean on the unit sphere.
+:func:`neighbour_pairs` is a blocked all-pairs search in float32 GEMM tiles. To cut the cost of
+each tile it works on ``z = [P x, |x - P P^T x|]``: the projection of ``x`` onto the top ``p``
+principal directions of a sample plus the (slightly inflated) norm of the residual. By
+Cauchy-Schwarz ``z_i . z_j >= x_i . x_j``, so the projected scores are an upper bound on the dot
+product and no true neighbour is ever pruned; every candidate is then checked exactly.
+``p`` is picked by a cost model (GEMM width against the candidate rate measured on a sample);
+with few points, or when the bound would be too loose, it falls back to the full dimension.
+
+"Within ``r``" is decided on the float32 unit vectors with the squared distance computed in
+float64, the same value the returned ``distance`` reports. ``farthest_first`` picks centres with
+float32 distances, so its guarantees hold up to float32 rounding (about 1e-6).
+
+Vectors are L2-normalised first (all-zero vectors stay zero); distances are Euclidean.
 """
 
 from __future__ import annotations
@@ -19,6 +30,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+# Cost model for choosing the projection width (nanoseconds; only the ratios matter).
+_GEMM_NS_PER_DIM = 0.022  # float32 GEMM, per tile entry and dimension
+_SCAN_NS = 0.7  # threshold + candidate extraction, per tile entry
+_VERIFY_NS_PER_DIM = 3.5  # gather + exact check of one candidate pair, per dimension
+_PROJECT_GRID = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+_RESID_PAD = 1e-4  # added under the residual square root, covers rounding of |x|^2 - |Px|^2
+_SLACK = 1e-3  # float32 slack on the candidate threshold (GEMM rounding, basis, norm deviation)
+_UNIT_TOL = 1e-4  # rows with | |x|^2 - 1 | above this are matched by brute force instead
 
 
 @dataclass
@@ -37,9 +57,41 @@ class KCenterResult:
 
 def normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-D array of vectors, got shape {x.shape}")
+    norms = np.sqrt(_sq_norms(x)).astype(np.float32)
     norms[norms == 0] = 1.0
-    return x / norms
+    return x / norms[:, None]
+
+
+def _empty(method: str) -> KCenterResult:
+    return KCenterResult(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), method)
+
+
+def _weights(weights: np.ndarray | None, n: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) != n:
+        raise ValueError(f"got {len(w)} weights for {n} points")
+    return w
+
+
+def _sq_norms(x: np.ndarray, chunk: int = 16384) -> np.ndarray:
+    out = np.empty(len(x))
+    for s in range(0, len(x), chunk):
+        xc = x[s:s + chunk].astype(np.float64)
+        out[s:s + chunk] = np.einsum("ij,ij->i", xc, xc)
+    return out
+
+
+def _pair_dist(x: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 16384) -> np.ndarray:
+    """Euclidean distance between rows ``x[a]`` and ``x[b]``, in float64."""
+    out = np.empty(len(a))
+    for s in range(0, len(a), chunk):
+        diff = x[a[s:s + chunk]].astype(np.float64) - x[b[s:s + chunk]]
+        out[s:s + chunk] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out
 
 
 def _dist_to(x: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -47,20 +99,27 @@ def _dist_to(x: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def farthest_first(x: np.ndarray, r: float, weights: np.ndarray | None = None) -> KCenterResult:
-    """Greedy (vertex-weighted) k-center, stopping once every point is within ``r`` of a centre."""
+    """Greedy (vertex-weighted) k-center, stopping once every point is within ``r`` of a centre.
+
+    The first centre is the highest-weight point; each next one maximises ``weight x distance``
+    among the points still farther than ``r`` from every centre.
+    """
     x = normalise(x)
     n = len(x)
     if n == 0:
-        return KCenterResult(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), "farthest_first")
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+        return _empty("farthest_first")
+    w = _weights(weights, n)
+    if w is None:
+        w = np.ones(n)
     first = int(np.argmax(w))
     centers = [first]
     mind = _dist_to(x, x[first])
+    mind[first] = 0.0
     assign = np.full(n, first, dtype=np.int64)
     while True:
-        score = np.where(mind > r, w * mind, -1.0)
+        score = np.where(mind > r, w * mind, -np.inf)
         i = int(np.argmax(score))
-        if score[i] < 0:
+        if not mind[i] > r:
             break
         centers.append(i)
         d = _dist_to(x, x[i])
@@ -69,59 +128,154 @@ def farthest_first(x: np.ndarray, r: float, weights: np.ndarray | None = None) -
         assign[upd] = i
         mind[i] = 0.0
         assign[i] = i
-    return KCenterResult(np.asarray(centers, dtype=np.int64), assign, mind, "farthest_first")
+    return KCenterResult(np.asarray(centers, dtype=np.int64), assign, _pair_dist(x, np.arange(n), assign),
+                         "farthest_first")
 
 
-def neighbour_pairs(x: np.ndarray, r: float, block_rows: int = 2048, block_cols: int = 16384,
-                    project_dims: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs ``i < j`` with ``|x_i - x_j| <= r`` (exact), for unit vectors ``x``."""
+def _pca_basis(x: np.ndarray, k: int, rng: np.random.Generator, sample: int = 20_000) -> np.ndarray:
+    """Top ``k`` right singular vectors of a row sample (no centring), as float32 columns."""
+    idx = np.sort(rng.choice(len(x), size=min(len(x), sample), replace=False))
+    s = x[idx].astype(np.float64)
+    _, vecs = np.linalg.eigh(s.T @ s)
+    return np.ascontiguousarray(vecs[:, ::-1][:, :k].astype(np.float32))
+
+
+def _bound_vectors(x: np.ndarray, basis: np.ndarray, n2: np.ndarray) -> np.ndarray:
+    """``[x @ basis, residual norm]``: for unit rows, ``z_i . z_j >= x_i . x_j`` up to float32 rounding."""
+    y = x @ basis
+    ny2 = np.einsum("ij,ij->i", y.astype(np.float64), y.astype(np.float64)) if len(y) else np.zeros(0)
+    resid = np.sqrt(np.maximum(n2 - ny2, 0.0) + _RESID_PAD)
+    return np.ascontiguousarray(np.hstack([y, resid[:, None].astype(np.float32)]))
+
+
+def _choose_projection(x: np.ndarray, unit: np.ndarray, tc: float,
+                       rng: np.random.Generator) -> np.ndarray | None:
+    """PCA basis minimising the estimated cost of the all-pairs pass, or ``None`` for full width."""
     n, d = x.shape
-    t = 1.0 - r * r / 2.0  # dot-product threshold on the unit sphere
-    if d > int(project_dims * 1.5) and n > 4 * project_dims:
-        sample = x[np.random.default_rng(0).choice(n, size=min(n, 50_000), replace=False)].astype(np.float64)
-        cov = sample.T @ sample
-        _, vecs = np.linalg.eigh(cov)
-        basis = vecs[:, -project_dims:].astype(np.float32)
-        y = x @ basis
-        resid = np.sqrt(np.maximum(0.0, 1.0 - np.sum(y.astype(np.float64) ** 2, axis=1))).astype(np.float32)
-        z = np.ascontiguousarray(np.hstack([y, resid[:, None]]))
-        bound_extra = 2e-3  # float32 slack on the bound
+    pairs = n * (n - 1) / 2.0
+    full_cost = pairs * (_GEMM_NS_PER_DIM * d + _SCAN_NS)
+    grid = [p for p in _PROJECT_GRID if (p + 1) * 1.25 <= d]
+    if not grid or full_cost < 1e9 or n < 2048:  # under a second, or too few points to sample
+        return None
+    pool = np.flatnonzero(unit)
+    m = min(len(pool), 20_000)
+    q = min(m, 1_000)
+    if q < 100:
+        return None
+    basis = _pca_basis(x[pool], grid[-1], rng)
+    ref = x[np.sort(rng.choice(pool, size=m, replace=False))]
+    y = ref @ basis
+    y64 = y.astype(np.float64)
+    n2 = _sq_norms(ref)
+    ny2 = np.cumsum(y64 * y64, axis=1)
+    acc = np.zeros((q, m), dtype=np.float32)
+    best_cost, best_p, prev = full_cost, None, 0
+    for p in grid:
+        acc += y[:q, prev:p] @ y[:, prev:p].T
+        prev = p
+        res = np.sqrt(np.maximum(n2 - ny2[:, p - 1], 0.0) + _RESID_PAD).astype(np.float32)
+        hits = np.count_nonzero(acc + res[:q, None] * res[None, :] >= tc) - q  # minus the self pairs
+        rate = max(hits, 0) / (q * (m - 1))
+        cost = pairs * (_GEMM_NS_PER_DIM * (p + 1) + _SCAN_NS + rate * _VERIFY_NS_PER_DIM * d)
+        if cost < best_cost:
+            best_cost, best_p = cost, p
+    return None if best_p is None else basis[:, :best_p]
+
+
+def _verify(x: np.ndarray, n2: np.ndarray, gi: np.ndarray, gj: np.ndarray, r2: float) -> np.ndarray:
+    """Mask of candidate pairs with float64 squared distance ``<= r2`` (float32 first, float64 near the edge)."""
+    d = x.shape[1]
+    tol = 4.0 * d * 6e-8 + 1e-6  # float32 dot-product rounding, doubled, for near-unit rows
+    out = np.empty(len(gi), dtype=bool)
+    for s in range(0, len(gi), 16384):
+        a, b = gi[s:s + 16384], gj[s:s + 16384]
+        dot = np.einsum("ij,ij->i", x[a], x[b]).astype(np.float64)
+        est = n2[a] + n2[b] - 2.0 * dot
+        ok = est <= r2 - tol
+        edge = np.flatnonzero(np.abs(est - r2) < tol)
+        if edge.size:
+            ok[edge] = _pair_dist(x, a[edge], b[edge]) ** 2 <= r2
+        out[s:s + 16384] = ok
+    return out
+
+
+def neighbour_pairs(x: np.ndarray, r: float, block_rows: int = 1024, block_cols: int = 4096,
+                    project_dims: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs ``i < j`` with ``|x_i - x_j| <= r`` (exact), for unit vectors ``x``.
+
+    ``project_dims`` fixes the width of the PCA bound (``>= d`` for none); ``None`` lets the cost
+    model choose. Returns ``(i, j)`` sorted by ``i`` then ``j``.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, d = x.shape
+    empty = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if n < 2:
+        return empty
+    r2 = float(r) * float(r)
+    tc = 1.0 - r2 / 2.0 - _SLACK  # candidate threshold on (bounded) dot products of unit rows
+    n2 = _sq_norms(x)
+    unit = np.abs(n2 - 1.0) <= _UNIT_TOL
+    rng = np.random.default_rng(seed)
+    if project_dims is None:
+        basis = _choose_projection(x, unit, tc, rng)
+    elif project_dims < d and unit.any():
+        basis = _pca_basis(x[unit], int(project_dims), rng)
     else:
-        z = np.ascontiguousarray(x)
-        bound_extra = 1e-4
+        basis = None
+    ids = np.flatnonzero(unit)  # fast path over the unit rows, in the index space of ``ids``
+    xu = x[ids] if len(ids) < n else x
+    z = _bound_vectors(xu, basis, n2[ids]) if basis is not None else xu
+    m = len(z)
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
-    zt_cache: dict[int, np.ndarray] = {}
-    for i0 in range(0, n, block_rows):
-        i1 = min(n, i0 + block_rows)
+    buf = np.empty(block_rows * block_cols, dtype=np.float32)
+    mask = np.empty(block_rows * block_cols, dtype=bool)
+    for i0 in range(0, m, block_rows):
+        i1 = min(m, i0 + block_rows)
         zi = z[i0:i1]
-        for j0 in range((i0 // block_cols) * block_cols, n, block_cols):
-            j1 = min(n, j0 + block_cols)
-            if j1 <= i0:
+        ci: list[np.ndarray] = []
+        cj: list[np.ndarray] = []
+        for j0 in range(i0, m, block_cols):
+            j1 = min(m, j0 + block_cols)
+            w = j1 - j0
+            s = buf[:(i1 - i0) * w].reshape(i1 - i0, w)
+            np.matmul(zi, z[j0:j1].T, out=s)
+            hit = mask[:s.size].reshape(s.shape)
+            np.greater_equal(s, tc, out=hit)
+            if not np.count_nonzero(hit):
                 continue
-            zt = zt_cache.get(j0)
-            if zt is None:
-                zt = np.ascontiguousarray(z[j0:j1].T)
-                if len(zt_cache) > 64:
-                    zt_cache.clear()
-                zt_cache[j0] = zt
-            s = zi @ zt
-            ii, jj = np.nonzero(s >= t - bound_extra)
-            if ii.size == 0:
-                continue
-            gi = ii + i0
-            gj = jj + j0
-            keep = gj > gi
-            gi, gj = gi[keep], gj[keep]
-            if gi.size == 0:
-                continue
-            exact = np.einsum("ij,ij->i", x[gi].astype(np.float64), x[gj].astype(np.float64))
-            ok = exact >= t - 1e-9
+            flat = np.flatnonzero(hit)
+            ii = flat // w
+            jj = flat - ii * w + j0
+            ii += i0
+            keep = jj > ii
+            ci.append(ii[keep])
+            cj.append(jj[keep])
+        if ci:
+            gi, gj = ids[np.concatenate(ci)], ids[np.concatenate(cj)]
+            ok = _verify(x, n2, gi, gj, r2)
             out_i.append(gi[ok])
             out_j.append(gj[ok])
+    odd = np.flatnonzero(~unit)  # zero or far-from-unit rows: exact check against every row
+    for s in range(0, len(odd), 256):
+        rows = odd[s:s + 256]
+        xr = x[rows].astype(np.float64)
+        for j0 in range(0, n, 16384):
+            d2 = n2[rows, None] + n2[None, j0:j0 + 16384] - 2.0 * (xr @ x[j0:j0 + 16384].T.astype(np.float64))
+            ii, jj = np.nonzero(d2 <= r2 + 1e-6)
+            gi, gj = rows[ii], jj + j0
+            keep = (gi != gj) & (unit[gj] | (gi < gj))  # each odd-unit pair once, odd-odd once
+            gi, gj = gi[keep], gj[keep]
+            if gi.size:
+                ok = _pair_dist(x, gi, gj) ** 2 <= r2
+                out_i.append(np.minimum(gi, gj)[ok])
+                out_j.append(np.maximum(gi, gj)[ok])
     if not out_i:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64)
+        return empty
+    pi = np.concatenate(out_i).astype(np.int64)
+    pj = np.concatenate(out_j).astype(np.int64)
+    order = np.lexsort((pj, pi))
+    return pi[order], pj[order]
 
 
 def rnet(x: np.ndarray, r: float, weights: np.ndarray | None = None, seed: int = 0) -> KCenterResult:
@@ -129,36 +283,29 @@ def rnet(x: np.ndarray, r: float, weights: np.ndarray | None = None, seed: int =
     x = normalise(x)
     n = len(x)
     if n == 0:
-        return KCenterResult(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), "rnet")
-    gi, gj = neighbour_pairs(x, r)
+        return _empty("rnet")
+    w = _weights(weights, n)
+    gi, gj = neighbour_pairs(x, r, seed=seed)
     src = np.concatenate([gi, gj])
-    dst = np.concatenate([gj, gi])
-    order_e = np.argsort(src, kind="stable")
-    src, dst = src[order_e], dst[order_e]
+    dst = np.concatenate([gj, gi])[np.argsort(src, kind="stable")]
     indptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(indptr, src + 1, 1)
-    indptr = np.cumsum(indptr)
-    if weights is None:
-        order = np.random.default_rng(seed).permutation(n)
-    else:
-        w = np.asarray(weights, dtype=np.float64)
-        order = np.lexsort((np.arange(n), -w))
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    order = np.random.default_rng(seed).permutation(n) if w is None else np.lexsort((np.arange(n), -w))
     covered = np.zeros(n, dtype=bool)
-    assign = np.full(n, -1, dtype=np.int64)
-    centers = []
-    for idx in order.tolist():
+    assign = np.arange(n, dtype=np.int64)  # isolated points are their own centres
+    kept = np.ones(n, dtype=bool)
+    has_nb = np.diff(indptr) > 0
+    for idx in order[has_nb[order]].tolist():
         if covered[idx]:
+            kept[idx] = False
             continue
-        centers.append(idx)
         covered[idx] = True
-        assign[idx] = idx
         nb = dst[indptr[idx]:indptr[idx + 1]]
         fresh = nb[~covered[nb]]
         covered[fresh] = True
         assign[fresh] = idx
-    dist = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * np.einsum("ij,ij->i", x.astype(np.float64),
-                                                          x[assign].astype(np.float64))))
-    return KCenterResult(np.asarray(centers, dtype=np.int64), assign, dist, "rnet")
+    centers = order[kept[order]].astype(np.int64)
+    return KCenterResult(centers, assign, _pair_dist(x, np.arange(n), assign), "rnet")
 
 
 def kcenter(x: np.ndarray, r: float, weights: np.ndarray | None = None, method: str = "auto",
@@ -168,4 +315,6 @@ def kcenter(x: np.ndarray, r: float, weights: np.ndarray | None = None, method: 
         method = "farthest_first" if len(x) <= 20_000 else "rnet"
     if method == "farthest_first":
         return farthest_first(x, r, weights)
-    return rnet(x, r, weights, seed)
+    if method == "rnet":
+        return rnet(x, r, weights, seed)
+    raise ValueError(f"unknown k-center method {method!r}")

@@ -257,7 +257,7 @@ class TaskRunnerSpec(_Strict):
 
 class Outage(_Strict):
     model: str = "*"
-    status: Literal[429, 500, 502, 503, 529] = 503
+    status: Literal[401, 404, 429, 500, 502, 503, 529] = 503
     seconds: Annotated[float, Field(ge=0)] | None = None
     requests: Annotated[int, Field(ge=0)] | None = None
 
@@ -280,6 +280,8 @@ class Faults(_Strict):
     rpm: dict[str, float] = Field(default_factory=dict)
     tpm: dict[str, float] = Field(default_factory=dict)
     outages: list[Outage] = Field(default_factory=list)
+    usage_multiplier: Annotated[float, Field(gt=0)] = 1.0  # report more tokens than produced: costlier than planned
+    echo_auth_rate: Annotated[float, Field(ge=0, le=1)] = 0.0  # a 400 whose body echoes the credential sent
 
 
 class Persona(_Strict):

@@ -168,10 +168,10 @@ class ComplianceStage(Stage):
         c = spec.compliance
         n_scen = c.random_sample + c.per_bin * (len(DISAGREEMENT_BINS) + 2)
         n_items = n_scen * len(self.group(spec))
-        try:
+        if "://" in (c.model_spec or ""):
+            spec_tokens = 60_000  # a URL is not fetched to plan: assume the OpenAI Model Spec's size
+        else:
             spec_tokens = len(model_spec_text(spec)[0]) // 4
-        except Exception:  # noqa: BLE001 - an unreachable URL: assume the OpenAI spec's size
-            spec_tokens = 60_000
         return [EstimateRow(self.name, j, n_items, n_items * (spec_tokens + 800), n_items * 400)
                 for j in spec.roles.compliance_judges]
 

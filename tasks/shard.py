@@ -51,19 +51,20 @@ def should_retry(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def estimate_cost(ctx: RunContext, requests: list[Any], calls_factor: float = 1.0) -> float:
-    """Rough dollars for a batch: prompt chars / 4 in, max_tokens out (the worst case)."""
+    """Dollars a batch is expected to cost, on the same basis as ``specstress plan``: prompt characters
+    / 4 in, and the typical output (``max_tokens`` capped at 700) out."""
+    from specstress.domain import Usage
+    from specstress.planning import TYPICAL_OUTPUT_TOKENS
     from specstress.prices import PriceTable
 
     spec = ctx.spec
     prices = PriceTable.load(spec.resolve(spec.prices))
     total = 0.0
-    from specstress.domain import Usage
-
     for r in requests:
         p = prices.for_entry(spec.model(r.model_id))
         if p is None:
             continue
-        out = int(r.params.get("max_tokens") or 512)
+        out = min(int(r.params.get("max_tokens") or 512), TYPICAL_OUTPUT_TOKENS)
         total += p.cost(Usage(input_tokens=r.prompt_chars // 4, output_tokens=out))
     return total * calls_factor
 

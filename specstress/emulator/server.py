@@ -11,8 +11,9 @@ Endpoints (shapes the openai, anthropic and google-genai SDKs expect):
 Every request passes the fault knobs (outages, per-model RPM/TPM limits, 429/500/503/529 rates,
 latency, hangs, malformed bodies, refusals, truncation), then the simulated model answers.
 The stats count requests, statuses, 429s served and successful completions per ledger key (the
-client sends ``x-specstress-key``); the ``Authorization`` and ``x-api-key`` headers are never read
-into anything that is stored or returned.
+client sends ``x-specstress-key``); the credential headers are never stored, and returned only by
+the ``echo_auth_rate`` fault, which imitates a proxy that echoes them so that tests can prove the
+client scrubs them.
 """
 
 from __future__ import annotations
@@ -174,6 +175,16 @@ def _error_body(protocol: str, status: int) -> dict[str, Any]:
                       "code": None}}
 
 
+def _scale_usage(body: dict[str, Any], k: float) -> None:
+    """Multiply every token count of a response body (the ``usage_multiplier`` fault)."""
+    for key in ("usage", "usageMetadata"):
+        u = body.get(key)
+        if isinstance(u, dict):
+            for name, v in list(u.items()):
+                if isinstance(v, int) and "token" in name.lower():
+                    u[name] = int(v * k)
+
+
 def _text_of(content: Any) -> str:
     if content is None:
         return ""
@@ -254,12 +265,21 @@ class Emulator:
                     headers["retry-after"] = str(max(1, int(round(retry_after))))
                 return JSONResponse(_error_body(protocol, status), status_code=status, headers=headers)
             f = st.faults
+            if f.echo_auth_rate and st.rng.random() < f.echo_auth_rate:
+                # A misbehaving proxy that echoes the credential: the client must never store it.
+                st.by_status[400] += 1
+                cred = request.headers.get("authorization") or request.headers.get("x-api-key") or \
+                    request.headers.get("x-goog-api-key") or ""
+                return JSONResponse({"error": {"message": f"bad request for credential {cred}", "type": "invalid_request_error"}},
+                                    status_code=400)
             if f.hang_rate and st.rng.random() < f.hang_rate:
+                # The server stalls and finally gives up: no completion is ever delivered for it.
                 st.hangs += 1
                 await asyncio.sleep(f.hang_s)
                 if await request.is_disconnected():
                     st.disconnected += 1
-                    return Response(status_code=499)
+                st.by_status[504] += 1
+                return JSONResponse(_error_body(protocol, 504), status_code=504)
             delay = f.latency_ms / 1000.0
             if f.latency_jitter_ms:
                 delay += st.rng.expovariate(1000.0 / f.latency_jitter_ms)
@@ -270,6 +290,8 @@ class Emulator:
                 st.by_status[200] += 1
                 return Response('{"id": "broken", "choices": [', media_type="application/json")
             body, out_tokens = produce()
+            if f.usage_multiplier != 1.0:
+                _scale_usage(body, f.usage_multiplier)
             st.tokens_in += est_in
             st.tokens_out += out_tokens
             st.by_status[200] += 1
@@ -461,9 +483,11 @@ class Emulator:
             role = "assistant" if c.get("role") == "model" else "user"
             messages.append({"role": role, "content": "".join(p.get("text", "") for p in c.get("parts") or [])})
         gc = body.get("generationConfig") or {}
-        js = gc.get("responseJsonSchema") or gc.get("responseSchema")
+        # The Gemini API reads protobuf JSON, which accepts camelCase and snake_case field names alike.
+        js = gc.get("responseJsonSchema") or gc.get("response_json_schema") or gc.get("responseSchema")
         schema = (js or {}).get("title") if js else None
-        thinking = ((gc.get("thinkingConfig") or {}).get("thinkingBudget")) or 0
+        tc = gc.get("thinkingConfig") or gc.get("thinking_config") or {}
+        thinking = tc.get("thinkingBudget") or tc.get("thinking_budget") or 0
         salt = request.headers.get("x-specstress-key") or json.dumps(body, sort_keys=True)
         est_in = _tokens((system or "") + "".join(m["content"] for m in messages))
 

@@ -64,6 +64,9 @@ class Engine:
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
         self.counters: dict[str, StageCounters] = defaultdict(StageCounters)
         self.run_cost = 0.0
+        # money this invocation may spend: the budget minus what earlier invocations of the run spent
+        self.budget_left = float(self.spec.budget_usd) - float(getattr(ctx, "spent_before", 0.0) or 0.0)
+        self.budget_hit = False
         self.fatal: str | None = None
         self._rng = random.Random(self.spec.seed)
         self._loop = asyncio.new_event_loop()
@@ -96,6 +99,14 @@ class Engine:
         if self.fatal:
             self.ledger.flush()
             raise FatalProviderError(self.fatal)
+        if self.budget_hit:
+            self.ledger.flush()
+            from specstress.errors import BudgetExceeded
+
+            raise BudgetExceeded(
+                f"stopped in stage {stage}: this run has spent ${self.run_cost:.4f} and reached its budget "
+                f"(${self.spec.budget_usd:.2f} in all). Calls already in flight finished and are kept; raise "
+                "budget_usd and run again to resume where this stopped.")
         return [results[r.key] for r in requests]
 
     def flush(self) -> None:
@@ -220,6 +231,10 @@ class Engine:
         statuses: list[int] = []
         last: ProviderError | None = None
         while True:
+            if self.run_cost >= self.budget_left:
+                self.budget_hit = True
+                return CallResult(key=req.key, outcome=Outcome.RETRYABLE_ERROR, attempts=attempts, wait_s=waited,
+                                  error="not sent: the run's budget is spent"), statuses
             attempts += 1
             t0 = time.monotonic()
             try:
