@@ -5,7 +5,7 @@ outliers) on a synthetic paper-scale warehouse, against a naive pandas baseline.
     python bench/analytics.py --quick    # 30,000 scenarios
 
 Each computation runs in a fresh subprocess per engine, so its wall time and peak RSS
-(``ru_maxrss``) are its own; the DuckDB path also runs all three in one process (as a pipeline
+(VmHWM, else ``ru_maxrss``) are its own; the DuckDB path also runs all three in one process (as a pipeline
 run would) for the total. Both engines read the same Parquet parts; their results are compared.
 """
 
@@ -301,7 +301,17 @@ PANDAS = {"disagreement": pandas_disagreement, "value_priorities": pandas_value_
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    """Peak RSS of this process, MB. ``ru_maxrss`` survives fork+exec on Linux (a worker would report
+    its parent's size when that is larger), so read the high-water mark of this program's own memory
+    (``VmHWM``) where there is one."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def worker(args: argparse.Namespace) -> None:

@@ -44,8 +44,9 @@ def task_runner_for(ctx: RunContext) -> Any:
         except ImportError as exc:
             raise SpecError("task_runner.kind is 'dask' but prefect-dask is not installed. Fix: "
                             "pip install 'specstress[dask]' (prefect-dask), or use kind: threads.") from exc
-        if tr.dask_address:
-            return DaskTaskRunner(address=tr.dask_address)
+        address = tr.dask_address or ctx.dask_address
+        if address:
+            return DaskTaskRunner(address=address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": tr.dask_workers, "processes": True,
                                               "threads_per_worker": max(1, tr.max_workers // tr.dask_workers)})
     from prefect.task_runners import ThreadPoolTaskRunner
@@ -79,6 +80,29 @@ def _publish(ctx: RunContext, stage: Stage, result: dict[str, Any]) -> None:
         create_table_artifact(table=[row], key=key + "-table", description=f"{spec.name}: {stage.name} numbers")
     except Exception:  # noqa: BLE001 - artifacts are a convenience
         pass
+
+
+@contextmanager
+def dask_cluster_for(ctx: RunContext) -> Any:
+    """One local Dask cluster for the whole run (rather than one per stage), when the spec asks for Dask
+    without giving a cluster address."""
+    tr = ctx.spec.task_runner
+    if tr.kind != "dask" or tr.dask_address or ctx.dask_address:
+        yield None
+        return
+    import logging
+
+    from distributed import LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    cluster = LocalCluster(n_workers=tr.dask_workers, processes=True,
+                           threads_per_worker=max(1, tr.max_workers // tr.dask_workers), dashboard_address=None)
+    ctx.dask_address = cluster.scheduler_address
+    try:
+        yield cluster
+    finally:
+        ctx.dask_address = None
+        cluster.close()
 
 
 @contextmanager
@@ -158,6 +182,7 @@ def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[st
             "calls": sum(r["calls"] for r in results), "cache_hits": sum(r["cache_hits"] for r in results),
             "sent": sum(r["sent"] for r in results), "retries": sum(r["retries"] for r in results),
             "cost_usd": round(sum(r["cost_usd"] for r in results), 6),
+            "worker_pids": sorted({r["pid"] for r in results if r.get("pid")}),
         }
         table_rows = None
         expected = part_names

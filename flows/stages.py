@@ -35,12 +35,14 @@ def make_stage_flow(stage_name: str) -> Any:
     @flow(name=f"stage-{stage_name.replace('_', '-')}", flow_run_name=_name_for(stage_name),
           task_runner=ThreadPoolTaskRunner(max_workers=4))
     def stage_flow(spec_path: str, overrides: dict[str, Any] | None = None, run_id: str | None = None,
-                   emulator_url: str | None = None, spent_before: float = 0.0, quiet: bool = False) -> dict[str, Any]:
+                   emulator_url: str | None = None, spent_before: float = 0.0, quiet: bool = False,
+                   dask_address: str | None = None) -> dict[str, Any]:
         from flows.stress_test import emulator_for
         from specstress.providers.engine import close_engine
 
         ctx = RunContext.create(spec_path, overrides, run_id=run_id, emulator_url=emulator_url, quiet=quiet)
         ctx.spent_before = spent_before
+        ctx.dask_address = dask_address
         standalone = run_id is None
         with emulator_for(ctx):
             try:
@@ -78,4 +80,4 @@ def run_stage_subflow(stage_name: str, ctx: RunContext) -> dict[str, Any]:
     """Run a stage as a subflow of the current flow, with the run's task runner."""
     f = STAGE_FLOWS[stage_name].with_options(task_runner=task_runner_for(ctx))
     return f(ctx.spec_path, ctx.overrides or None, run_id=ctx.run_id, emulator_url=ctx.emulator_url,
-             spent_before=ctx.spent_before, quiet=ctx.quiet)
+             spent_before=ctx.spent_before, quiet=ctx.quiet, dask_address=ctx.dask_address)

@@ -83,7 +83,9 @@ def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id:
     results: list[dict[str, Any]] = []
     status, message, report_path = "failed", "", None
     t0 = time.monotonic()
-    with emulator_for(ctx) as server:
+    from flows.runner import dask_cluster_for
+
+    with emulator_for(ctx) as server, dask_cluster_for(ctx):
         try:
             for stage in active_stages(spec):
                 if not quiet:
@@ -105,10 +107,12 @@ def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            eng = close_engine(ctx.run_id)
+            close_engine(ctx.run_id)
             calls_sent = sum((r.get("calls") or {}).get("sent", 0) for r in results)
             hits = sum((r.get("calls") or {}).get("cache_hits", 0) for r in results)
-            spent = eng.run_cost if eng is not None else 0.0
+            from warehouse.ledger import Ledger
+
+            spent = Ledger(wh).spent_by_run(ctx.run_id)  # every process's calls, Dask workers included
             done = {r["stage"]: r["artefact_id"] for r in results}
             from specstress.secrets import redact
 

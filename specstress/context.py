@@ -31,6 +31,7 @@ class RunContext:
     emulator_url: str | None = None
     quiet: bool = False
     spent_before: float = 0.0  # dollars earlier invocations of this run name already spent
+    dask_address: str | None = None  # the run's Dask cluster, when task_runner.kind is dask
 
     @classmethod
     def create(cls, spec_path: str | Path, overrides: dict[str, Any] | None = None, run_id: str | None = None,

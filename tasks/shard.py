@@ -10,6 +10,7 @@ stops, fatal provider errors and spec errors are not retried.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -115,7 +116,7 @@ def shard_task(stage_name: str, ctx_dict: dict[str, Any], artefact_id: str, shar
         "shard": shard_index, "reused": False, "rows": table.num_rows, "calls": len(res),
         "cache_hits": len(res) - len(sent), "sent": len(sent),
         "retries": sum(max(0, r.attempts - 1) for r in sent), "cost_usd": sum(r.cost_usd for r in sent),
-        "seconds": round(time.monotonic() - t0, 3),
+        "seconds": round(time.monotonic() - t0, 3), "pid": os.getpid(),
     }
 
 
