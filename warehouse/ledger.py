@@ -16,12 +16,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from specstress.domain import FINAL_OUTCOMES, CallRequest, CallResult, Usage
 from specstress.hashing import canonical_json
-from warehouse.store import Warehouse, utcnow
+from warehouse.store import Warehouse, duckdb_connect, utcnow
 
 LEDGER_SCHEMA = pa.schema(
     [
@@ -191,7 +190,7 @@ class Ledger:
         files = self.files()
         if not rest or not files:
             return out
-        con = duckdb.connect()
+        con = duckdb_connect(None if self.wh.is_local else self.wh.root)
         try:
             con.register("wanted", pa.table({"key": rest}))
             rel = con.sql(
@@ -215,7 +214,7 @@ class Ledger:
         rest = [k for k in keys if k not in found]
         if not rest or not files:
             return found
-        con = duckdb.connect()
+        con = duckdb_connect(None if self.wh.is_local else self.wh.root)
         try:
             con.register("wanted", pa.table({"key": rest}))
             rel = con.sql(f"SELECT DISTINCT key FROM read_parquet({_list_sql(files)}, union_by_name=true) "
@@ -231,7 +230,7 @@ class Ledger:
         with self._lock:
             total += sum(float(r.get("cost_usd") or 0) for r in self._buf if (r.get("run_id") or "").startswith(run_id_prefix))
         if files:
-            con = duckdb.connect()
+            con = duckdb_connect(None if self.wh.is_local else self.wh.root)
             try:
                 v = con.sql(f"SELECT coalesce(sum(cost_usd), 0) FROM read_parquet({_list_sql(files)}, union_by_name=true) "
                             f"WHERE starts_with(run_id, '{run_id_prefix}')").fetchall()[0][0]

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
+import duckdb
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -67,6 +68,28 @@ RUN_SCHEMA = pa.schema(
         ("seq", pa.int64()),
     ]
 )
+
+
+def duckdb_connect(root: str | None = None) -> duckdb.DuckDBPyConnection:  # noqa: F821
+    """A DuckDB connection that can read the warehouse root: local paths as they are; ``s3://`` and
+    ``gs://`` through the httpfs extension and the cloud credential chain (the extension is downloaded
+    on first use, which needs network)."""
+    import duckdb
+
+    con = duckdb.connect()
+    if root and "://" in root and not root.startswith("file://"):
+        proto = root.split("://", 1)[0]
+        try:
+            con.execute("INSTALL httpfs; LOAD httpfs;")
+            if proto in ("s3", "s3a"):
+                con.execute("CREATE OR REPLACE SECRET specstress_s3 (TYPE s3, PROVIDER credential_chain)")
+            elif proto in ("gs", "gcs"):
+                con.execute("CREATE OR REPLACE SECRET specstress_gcs (TYPE gcs, PROVIDER credential_chain)")
+        except Exception as exc:  # noqa: BLE001
+            con.close()
+            raise RuntimeError(f"DuckDB cannot read {root}: {exc}. Fix: allow it to download the httpfs extension "
+                               "once (INSTALL httpfs), and configure cloud credentials (see README, object storage).") from None
+    return con
 
 
 def utcnow() -> dt.datetime:

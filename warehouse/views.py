@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from warehouse.ledger import LEDGER_SCHEMA
 from warehouse.sql_files import SQL_DIR, sql_list
-from warehouse.store import LINEAGE_SCHEMA, RUN_SCHEMA, Warehouse
+from warehouse.store import LINEAGE_SCHEMA, RUN_SCHEMA, Warehouse, duckdb_connect
 
 #: View name -> the artefacts (stage names) or tables it reads. Order matters (later may use earlier).
 VIEWS: dict[str, tuple[str, ...]] = {
@@ -92,9 +92,7 @@ def connect(wh: Warehouse | str, run: str | None = None) -> tuple[duckdb.DuckDBP
     if isinstance(wh, str):
         wh = Warehouse(wh)
     sel = select_run(wh, run)
-    con = duckdb.connect()
-    if not wh.is_local:
-        con.execute("INSTALL httpfs; LOAD httpfs;")
+    con = duckdb_connect(wh.root if not wh.is_local else None)
     sources: dict[str, str] = {}
 
     def empty(name: str, schema: pa.Schema | None) -> str:
