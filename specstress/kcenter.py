@@ -17,6 +17,7 @@ Cauchy-Schwarz ``z_i . z_j >= x_i . x_j``, so the projected scores are an upper 
 product and no true neighbour is ever pruned; every candidate is then checked exactly.
 ``p`` is picked by a cost model (GEMM width against the candidate rate measured on a sample);
 with few points, or when the bound would be too loose, it falls back to the full dimension.
+Row blocks are scanned on one Python thread per core (up to 8), each with single-threaded GEMMs.
 
 "Within ``r``" is decided on the float32 unit vectors with the squared distance computed in
 float64, the same value the returned ``distance`` reports. ``farthest_first`` picks centres with
@@ -27,6 +28,9 @@ Vectors are L2-normalised first (all-zero vectors stay zero); distances are Eucl
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,8 +42,12 @@ _VERIFY_NS_PER_DIM = 3.5  # gather + exact check of one candidate pair, per dime
 _PROJECT_GRID = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 _RESID_PAD = 1e-4  # added under the residual square root, covers rounding of |x|^2 - |Px|^2
 _SLACK = 1e-3  # float32 slack on the candidate threshold (GEMM rounding, basis, norm deviation)
-_UNIT_TOL = 1e-4
-_AUTO_MIN_NS = 1e9  # below this estimated cost the full-width pass is used without sampling  # rows with | |x|^2 - 1 | above this are matched by brute force instead
+_UNIT_TOL = 1e-4  # rows with | |x|^2 - 1 | above this are matched by brute force instead
+_AUTO_MIN_NS = 1e9  # below this estimated cost the full-width pass is used without sampling
+# OpenBLAS runs a GEMM on the calling thread when m * n * k <= 65536 * 4. Threaded GEMMs of small
+# tiles stall badly when the cores are shared, so narrow tiles stay under this size and the row
+# blocks are spread over Python threads instead (numpy releases the GIL in matmul and ufuncs).
+_SMALL_GEMM = 262_144
 
 
 @dataclass
@@ -60,7 +68,10 @@ def normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"expected a 2-D array of vectors, got shape {x.shape}")
-    norms = np.sqrt(_sq_norms(x)).astype(np.float32)
+    n2 = _sq_norms(x)
+    if np.all(np.abs(n2 - 1.0) <= 1e-6):
+        return x  # already unit rows (to float32 rounding): no copy
+    norms = np.sqrt(n2).astype(np.float32)
     norms[norms == 0] = 1.0
     return x / norms[:, None]
 
@@ -131,24 +142,58 @@ def farthest_first(x: np.ndarray, r: float, weights: np.ndarray | None = None) -
         assign[upd] = i
         mind[i] = 0.0
         assign[i] = i
-    return KCenterResult(np.asarray(centers, dtype=np.int64), assign, np.sqrt(_pair_sqdist(x, np.arange(n), assign)),
-                         "farthest_first")
+    dist = np.sqrt(_pair_sqdist(x, np.arange(n), assign))
+    return KCenterResult(np.asarray(centers, dtype=np.int64), assign, dist, "farthest_first")
 
 
-def _pca_basis(x: np.ndarray, k: int, rng: np.random.Generator, sample: int = 10_000) -> np.ndarray:
-    """Orthonormal ``d x k`` float32 basis close to the top-``k`` principal directions (no centring) of a
-    row sample, by randomised subspace iteration. Any orthonormal basis keeps the bound valid; a good
-    one only makes it tighter."""
+def _matmul1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` as a batch of row slices small enough for OpenBLAS to run each on this thread."""
+    m, k = a.shape
+    rb = _SMALL_GEMM // max(1, k * b.shape[1])
+    if rb == 0 or rb >= m:
+        return a @ b
+    mm = m // rb * rb
+    out = np.empty((m, b.shape[1]), dtype=np.result_type(a, b))
+    np.matmul(a[:mm].reshape(-1, rb, k), b, out=out[:mm].reshape(-1, rb, b.shape[1]))
+    out[mm:] = a[mm:] @ b
+    return out
+
+
+def _orthonormalise(a: np.ndarray, against: np.ndarray) -> np.ndarray:
+    """Columns of ``a`` made orthonormal and orthogonal to ``against``: projection plus Cholesky QR,
+    each twice. Only small factorisations and GEMMs, which stay fast when the cores are shared."""
+    for _ in range(2):
+        if against.shape[1]:
+            a = a - _matmul1(against, _matmul1(np.ascontiguousarray(against.T), a))
+        at = np.ascontiguousarray(a.T)
+        g = _matmul1(at, a)
+        a = np.linalg.solve(np.linalg.cholesky(g + 1e-12 * np.trace(g) * np.eye(len(g))), at).T
+    return a
+
+
+def _pca_basis(x: np.ndarray, k: int, rng: np.random.Generator, sample: int = 10_000,
+               block: int = 64) -> np.ndarray:
+    """About the top-``k`` principal directions (no centring) of a row sample, as ``d x k`` orthonormal
+    float32 columns in roughly decreasing variance. Any orthonormal basis keeps the bound valid; a
+    good one only makes it tighter. Blocked subspace iteration with Rayleigh-Ritz on ``64 x 64``
+    blocks: a full ``d x d`` eigendecomposition can take seconds when the cores are shared."""
     d = x.shape[1]
     k = min(k, d)
     idx = np.sort(rng.choice(len(x), size=min(len(x), sample), replace=False))
     s = x[idx]
     cov = (s.T @ s).astype(np.float64)
-    q = np.linalg.qr(rng.standard_normal((d, min(d, k + 16))))[0]
-    for _ in range(3):
-        q = np.linalg.qr(cov @ q)[0]
-    vals, vecs = np.linalg.eigh(q.T @ cov @ q)
-    basis = q @ vecs[:, ::-1][:, :k]
+    cov /= max(float(np.trace(cov)), 1e-300)
+    cov += 1e-4 / d * np.eye(d)  # positive definite: every iterate keeps full column rank
+    basis = np.zeros((d, 0))
+    while basis.shape[1] < k:
+        b = min(block, k - basis.shape[1])
+        q = _orthonormalise(rng.standard_normal((d, b)), basis)
+        for _ in range(4):
+            q = _orthonormalise(_matmul1(cov, q), basis)
+        _, vecs = np.linalg.eigh(_matmul1(np.ascontiguousarray(q.T), _matmul1(cov, q)))
+        basis = np.hstack([basis, _matmul1(q, vecs[:, ::-1])])
+    if np.abs(basis.T @ basis - np.eye(k)).max() > 1e-8:  # never expected; exact fallback
+        basis = np.linalg.eigh(cov)[1][:, ::-1][:, :k]
     return np.ascontiguousarray(basis.astype(np.float32))
 
 
@@ -198,7 +243,8 @@ def _choose_projection(x: np.ndarray, unit: np.ndarray, tc: float,
 
 
 def _verify(x: np.ndarray, n2: np.ndarray, gi: np.ndarray, gj: np.ndarray, r2: float) -> np.ndarray:
-    """Mask of candidate pairs with float64 squared distance ``<= r2`` (float32 first, float64 near the edge)."""
+    """Mask of candidate pairs with float64 squared distance ``<= r2``: float32 dot products first,
+    float64 differences for the pairs near the edge."""
     d = x.shape[1]
     tol = 4.0 * d * 6e-8 + 1e-6  # float32 dot-product rounding, doubled, for near-unit rows
     out = np.empty(len(gi), dtype=bool)
@@ -215,18 +261,63 @@ def _verify(x: np.ndarray, n2: np.ndarray, gi: np.ndarray, gj: np.ndarray, r2: f
 
 
 def _flat_hits(mask: np.ndarray) -> np.ndarray:
-    """``np.flatnonzero`` for a sparse bool vector: scan 8-byte words first, then only the hit words."""
+    """``np.flatnonzero`` for a sparse bool vector: find the non-zero 8-byte words first."""
     if mask.size % 8:
         return np.flatnonzero(mask)
-    words = np.flatnonzero(mask.view(np.uint64))
+    words = np.flatnonzero(mask.view(np.uint64) != 0)
     if words.size == 0:
         return words
-    sub = mask.reshape(-1, 8)[words]
-    r, c = np.nonzero(sub)
+    r, c = np.nonzero(mask.reshape(-1, 8)[words])
     return words[r] * 8 + c
 
 
-def neighbour_pairs(x: np.ndarray, r: float, block_rows: int = 1024, block_cols: int = 4096,
+def _scan_rows(z: np.ndarray, i0: int, rows: int, cols: int, nc: int, tc: float,
+               local: threading.local) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs ``(i, j)``, ``i0 <= i < i0 + rows``, ``j > i``, with ``z_i . z_j >= tc``.
+
+    With ``nc > 0`` each slab of columns is one batched matmul of ``rows x nc`` products, small
+    enough for the BLAS to run each on the calling thread; otherwise one plain (threaded) GEMM."""
+    m, k = z.shape
+    i1 = min(m, i0 + rows)
+    rr = i1 - i0
+    if getattr(local, "size", 0) < rr * cols:
+        local.buf = np.empty(rr * cols, dtype=np.float32)
+        local.mask = np.empty(rr * cols, dtype=bool)
+        local.size = rr * cols
+    zi = z[i0:i1]
+    ci: list[np.ndarray] = []
+    cj: list[np.ndarray] = []
+    j0 = i0
+    while j0 < m:
+        b = min(cols // nc, (m - j0) // nc) if nc else 0
+        w = b * nc if b else min(cols, m - j0)
+        s = local.buf[:rr * w]
+        if b:
+            np.matmul(zi[None], z[j0:j0 + w].reshape(b, nc, k).transpose(0, 2, 1), out=s.reshape(b, rr, nc))
+        else:
+            np.matmul(zi, z[j0:j0 + w].T, out=s.reshape(rr, w))
+        hit = local.mask[:s.size]
+        np.greater_equal(s, tc, out=hit)
+        flat = _flat_hits(hit)
+        if flat.size:
+            if b:
+                bb, rem = np.divmod(flat, rr * nc)
+                ii, jj = np.divmod(rem, nc)
+                jj += bb * nc
+            else:
+                ii, jj = np.divmod(flat, w)
+            ii += i0
+            jj += j0
+            keep = jj > ii
+            ci.append(ii[keep])
+            cj.append(jj[keep])
+        j0 += w
+    if not ci:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(ci), np.concatenate(cj)
+
+
+def neighbour_pairs(x: np.ndarray, r: float, block_rows: int = 128, block_cols: int = 4096,
                     project_dims: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """All pairs ``i < j`` with ``|x_i - x_j| <= r`` (exact), for unit vectors ``x``.
 
@@ -252,45 +343,39 @@ def neighbour_pairs(x: np.ndarray, r: float, block_rows: int = 1024, block_cols:
     ids = np.flatnonzero(unit)  # fast path over the unit rows, in the index space of ``ids``
     xu = x[ids] if len(ids) < n else x
     z = _bound_vectors(xu, basis, n2[ids]) if basis is not None else xu
-    m = len(z)
+    m, k = z.shape
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
-    buf = np.empty(block_rows * block_cols, dtype=np.float32)
-    mask = np.empty(block_rows * block_cols, dtype=bool)
-    for i0 in range(0, m, block_rows):
-        i1 = min(m, i0 + block_rows)
-        zi = z[i0:i1]
-        ci: list[np.ndarray] = []
-        cj: list[np.ndarray] = []
-        for j0 in range(i0, m, block_cols):
-            j1 = min(m, j0 + block_cols)
-            w = j1 - j0
-            s = buf[:(i1 - i0) * w].reshape(i1 - i0, w)
-            np.matmul(zi, z[j0:j1].T, out=s)
-            hit = mask[:s.size].reshape(s.shape)
-            np.greater_equal(s, tc, out=hit)
-            flat = _flat_hits(mask[:s.size])
-            if flat.size == 0:
-                continue
-            ii = flat // w
-            jj = flat - ii * w + j0
-            ii += i0
-            keep = jj > ii
-            ci.append(ii[keep])
-            cj.append(jj[keep])
-        if ci:
-            gi, gj = ids[np.concatenate(ci)], ids[np.concatenate(cj)]
-            ok = _verify(x, n2, gi, gj, r2)
-            out_i.append(gi[ok])
-            out_j.append(gj[ok])
+    nc = _SMALL_GEMM // (block_rows * k)
+    if nc >= 16:  # narrow rows: single-threaded batched GEMMs, one Python thread per core
+        rows, threads = block_rows, min(os.cpu_count() or 1, 8)
+    else:  # wide rows (no projection): big tiles, threaded inside the BLAS
+        rows, threads, nc = block_rows * 8, 1, 0
+    local = threading.local()
+
+    def task(i0: int) -> tuple[np.ndarray, np.ndarray]:
+        ci, cj = _scan_rows(z, i0, rows, block_cols, nc, tc, local)
+        gi, gj = ids[ci], ids[cj]
+        ok = _verify(x, n2, gi, gj, r2)
+        return gi[ok], gj[ok]
+
+    starts = range(0, m, rows)
+    if threads > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            found = list(pool.map(task, starts))
+    else:
+        found = [task(i0) for i0 in starts]
+    for gi, gj in found:
+        out_i.append(gi)
+        out_j.append(gj)
     odd = np.flatnonzero(~unit)  # zero or far-from-unit rows: exact check against every row
     for s in range(0, len(odd), 256):
-        rows = odd[s:s + 256]
-        xr = x[rows].astype(np.float64)
+        sel = odd[s:s + 256]
+        xs = x[sel].astype(np.float64)
         for j0 in range(0, n, 16384):
-            d2 = n2[rows, None] + n2[None, j0:j0 + 16384] - 2.0 * (xr @ x[j0:j0 + 16384].T.astype(np.float64))
+            d2 = n2[sel, None] + n2[None, j0:j0 + 16384] - 2.0 * (xs @ x[j0:j0 + 16384].T.astype(np.float64))
             ii, jj = np.nonzero(d2 <= r2 + 1e-6)
-            gi, gj = rows[ii], jj + j0
+            gi, gj = sel[ii], jj + j0
             keep = (gi != gj) & (unit[gj] | (gi < gj))  # each odd-unit pair once, odd-odd once
             gi, gj = gi[keep], gj[keep]
             if gi.size:

@@ -34,6 +34,7 @@ class ModelPrice:
 
 
 FREE = ModelPrice(0.0, 0.0)
+_CACHE: dict[tuple[str, int], PriceTable] = {}
 
 
 class PriceTable:
@@ -44,6 +45,19 @@ class PriceTable:
 
     @classmethod
     def load(cls, path: Path) -> PriceTable:
+        p = Path(path)
+        try:
+            stamp = p.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = -1
+        key = (str(p), stamp)
+        cached = _CACHE.get(key)
+        if cached is None:
+            cached = _CACHE[key] = cls._read(p)
+        return cached
+
+    @classmethod
+    def _read(cls, path: Path) -> PriceTable:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -133,6 +134,7 @@ SCHEMAS: dict[str, type[_Out]] = {
 }
 
 
+@lru_cache(maxsize=64)
 def json_schema(name: str) -> dict[str, Any]:
     """The JSON schema of ``name`` with every ``$ref`` inlined (Gemini and tool use want it flat)."""
     raw = SCHEMAS[name].model_json_schema()
@@ -153,8 +155,9 @@ def json_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+@lru_cache(maxsize=64)
 def schema_spec(name: str) -> dict[str, Any]:
-    """What goes into a call request (and so into its key)."""
+    """What goes into a call request (and so into its key). Cached: treat the result as read-only."""
     return {"name": name, "schema": json_schema(name)}
 
 

@@ -110,7 +110,11 @@ def render_report(wh: Warehouse, run: str | None = None, top_n: int = 10) -> str
         parts.append(_table(_dicts(con, """SELECT subset, count(*) AS scenarios, round(avg(d), 3) AS mean_d,
                 sum(CASE WHEN high THEN 1 ELSE 0 END) AS high, round(avg(CASE WHEN high THEN 1.0 ELSE 0 END) * 100, 1) AS high_pct
                 FROM disagreement GROUP BY subset ORDER BY subset""")))
-        bins = _dicts(con, """SELECT subset, bin, count(*) AS n FROM disagreement GROUP BY subset, bin ORDER BY subset, bin""")
+        bins = _dicts(con, """SELECT subset,
+                count(*) FILTER (WHERE bin = '[0,1)') AS "[0,1)", count(*) FILTER (WHERE bin = '[1,1.5)') AS "[1,1.5)",
+                count(*) FILTER (WHERE bin = '[1.5,2)') AS "[1.5,2)", count(*) FILTER (WHERE bin = '[2,2.5)') AS "[2,2.5)",
+                count(*) FILTER (WHERE bin = '[2.5,3]') AS "[2.5,3]"
+                FROM disagreement GROUP BY subset ORDER BY subset""")
         if bins:
             parts.append("<h3>Scenarios per disagreement bin</h3>" + _table(bins))
 
@@ -196,10 +200,13 @@ def write_report(ctx: RunContext, ids: dict[str, str], results: list[dict[str, A
     wh = Warehouse(ctx.warehouse_root)
     spec = ctx.spec
     done = {r["stage"]: r["artefact_id"] for r in results}
+    hits = sum((r.get("calls") or {}).get("cache_hits", 0) for r in results)
+    sent = sum((r.get("calls") or {}).get("sent", 0) for r in results)
     # a provisional record so that the views can select this run while it finishes
     wh.record_run({"run_id": ctx.run_id, "name": spec.name, "spec_path": ctx.spec_path, "spec_hash": spec.spec_hash(),
                    "status": "completed", "seq": 1, "started_at": utcnow(), "finished_at": utcnow(),
-                   "artefacts_json": json.dumps(done), "message": "rendering report"})
+                   "artefacts_json": json.dumps(done), "message": "rendering report", "cache_hits": hits,
+                   "calls_sent": sent})
     return write_report_for(wh, ctx.run_id, spec.report.top_n)
 
 

@@ -106,3 +106,53 @@ def test_report_has_plots_and_top_scenarios(demo_run):
     r = subprocess.run([sys.executable, "-m", "specstress", "report", "--warehouse", demo_run["warehouse"]],
                        capture_output=True, text=True, check=True)
     assert Path(r.stdout.strip()).exists()
+
+
+NEW_VIEWS = ["high_disagreement", "topics", "refusals", "priority_freeform", "value_priorities_freeform",
+             "compliance_judgments", "compliance", "judge_agreement", "outliers", "scenario_attempts", "call_log"]
+
+
+@pytest.mark.parametrize("view", NEW_VIEWS)
+def test_method_views_answer(demo_run, view):
+    n = views.query(demo_run["warehouse"], f"select count(*) as n from {view}").to_pylist()[0]["n"]
+    assert n > 0, view
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "warehouse" / "sql" / "queries").glob("*.sql")))
+def test_canonical_queries_run(demo_run, name):
+    sql = (ROOT / "warehouse" / "sql" / "queries" / f"{name}.sql").read_text()
+    rows = views.query(demo_run["warehouse"], sql).to_pylist()
+    assert rows, name
+
+
+def test_judge_agreement_matches_reference(demo_run):
+    from specstress import metrics
+
+    wh = demo_run["warehouse"]
+    got = {r["metric"]: r["value"] for r in views.query(wh, "select * from judge_agreement where judge_a is null").to_pylist()}
+    rows = views.query(wh, """select scenario_id, model_id, list(verdict order by judge) as v from compliance_judgments
+                             where status = 'ok' group by all having count(*) = 3""").to_pylist()
+    labels = [r["v"] for r in rows]
+    k3 = metrics.fleiss_kappa(metrics.label_counts(labels, ["compliant", "non_compliant", "ambiguous"]))
+    flags = [["f" if v in ("non_compliant", "ambiguous") else "p" for v in r] for r in labels]
+    k2 = metrics.fleiss_kappa(metrics.label_counts(flags, ["f", "p"]))
+    assert got["fleiss_kappa_3label"] == pytest.approx(k3, abs=1e-9)
+    assert got["fleiss_kappa_binary"] == pytest.approx(k2, abs=1e-9)
+
+
+def test_scenario_generation_counts_filtered(demo_run):
+    wh = demo_run["warehouse"]
+    rows = views.query(wh, "select status, count(*) as n from scenario_attempts group by status").to_pylist()
+    counts = {r["status"]: r["n"] for r in rows}
+    assert counts["ok"] > 0 and sum(v for k, v in counts.items() if k != "ok") > 0  # refusals/truncations recorded
+    lineage = Warehouse(wh).lineage().to_pylist()
+    summary = json.loads(next(r for r in lineage if r["stage"] == "scenarios")["summary_json"])
+    assert summary["filtered"] and sum(summary["filtered"].values()) == sum(v for k, v in counts.items() if k != "ok")
+
+
+def test_matching_order_is_shuffled_and_recorded(demo_run):
+    wh = demo_run["warehouse"]
+    rows = views.query(wh, """select count(distinct list_string) as orders from (
+        select scenario_id, string_agg(model_id, ',' order by presented_index) as list_string
+        from classifications where value_slot = 1 group by scenario_id)""").to_pylist()
+    assert rows[0]["orders"] > 10
