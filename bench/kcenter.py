@@ -182,11 +182,11 @@ def main() -> None:
     row(rows[1][0], len(hi), t_w, rows[1][3], rows[1][4], t_wnaive)
     row("rnet r=0.4 (baseline sample)", base_n, t_sub, len(sres.centers), rss_sub, t_ff)
     row("naive farthest_first r=0.4 (measured)", base_n, t_ff, k_ff, rss_ff)
-    row("naive farthest_first r=0.4 (extrapolated)", n, t_naive)
+    row("naive farthest_first r=0.4 (extrap.)", n, t_naive)
     row("naive weighted ff r=0.8 (measured)", ws_n, t_wff, len(wff.centers), rss_wff)
-    row("naive weighted ff r=0.8 (extrapolated)", len(hi), t_wnaive)
+    row("naive weighted ff r=0.8 (extrap.)", len(hi), t_wnaive)
     row("brute-force neighbours (measured)", base_n, t_bf, None, rss_bf)
-    row("brute-force neighbours (extrapolated)", n, t_bf_full)
+    row("brute-force neighbours (extrap.)", n, t_bf_full)
     print()
     print(f"speed-up vs naive (extrapolated): rnet r=0.4 {t_naive / t_full:,.0f}x (naive farthest_first "
           f"~{t_naive / 3600:.2f} h at n={n}); weighted r=0.8 {t_wnaive / t_w:,.0f}x; "

@@ -5,7 +5,7 @@ centres are more than ``r`` apart):
 
 * :func:`farthest_first` is the textbook greedy k-center (Gonzalez): repeatedly add the point
   farthest from the current centres (``weight x distance`` in the vertex-weighted variant) until
-  every point is within ``r``. It costs O(n * k * d), fine up to a few tens of thousands of points.
+  every point is within ``r``. It costs O(n * k * d): fine up to a few thousand points.
 * :func:`rnet` scales to paper size (300K x 768). It finds every pair within ``r`` exactly
   (:func:`neighbour_pairs`), then keeps points greedily in priority order (weight, descending,
   ties by index; a seeded shuffle when unweighted), dropping each kept point's neighbours.
@@ -422,9 +422,9 @@ def rnet(x: np.ndarray, r: float, weights: np.ndarray | None = None, seed: int =
 
 def kcenter(x: np.ndarray, r: float, weights: np.ndarray | None = None, method: str = "auto",
             seed: int = 0) -> KCenterResult:
-    """Dispatch: ``farthest_first`` up to 20,000 points under ``auto``, ``rnet`` above."""
+    """Dispatch: ``farthest_first`` up to 5,000 points under ``auto`` (the textbook greedy), ``rnet`` above."""
     if method == "auto":
-        method = "farthest_first" if len(x) <= 20_000 else "rnet"
+        method = "farthest_first" if len(x) <= 5_000 else "rnet"
     if method == "farthest_first":
         return farthest_first(x, r, weights)
     if method == "rnet":

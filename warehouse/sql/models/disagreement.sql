@@ -10,10 +10,11 @@
 -- subset owns a 16-bit digit of three HUGEINT sums per value (placements n, sum of positions s,
 -- sum of squared positions q), so one sum carries up to 7 subsets (a "lane"; more subsets means
 -- more lanes, i.e. more groups, never wrong results). The per-subset sums are read back with
--- shifts and the population std is exact: sqrt((n*q - s*s) / n^2) from integer sums. Positions
--- are 0..6 and a subset holds at most 1,820 placements of a scenario's value (a digit cannot
--- overflow); both are checked. The output is sorted by numeric keys with the same order as
--- (subset, d DESC, scenario_id).
+-- shifts and the population std is computed from exact integer sums, sqrt((n*q - s*s) / n^2):
+-- D exactly on a bin edge (1, 1.5, 2, 2.5) gets that edge's bin, where a floating-point running
+-- std can land just below it. Positions are 0..6 and a scenario has at most 1,820 placements
+-- (so no digit can overflow); both are checked. The output is sorted by numeric keys with the
+-- same order as (subset, d DESC, scenario_id).
 WITH numbered AS (   -- subsets in name order: z = 0, 1, ...; lane z // 7, digit z % 7
     SELECT subset, model_id, dense_rank() OVER (ORDER BY subset) - 1 AS z,
            count(*) OVER (PARTITION BY subset) AS subset_size
@@ -58,6 +59,7 @@ per_scenario AS (
 ),
 ranked AS (
     SELECT p.*, dense_rank() OVER (ORDER BY p.scenario_id) AS scenario_rank,
+           -- a digit holds at most placements x multiplicity; q <= 36 x that must stay below 2^16
            p.placements * (SELECT max(times) FROM members) > 1820 AS too_many
     FROM per_scenario p
 ),
@@ -66,7 +68,7 @@ sizes AS (
 ),
 digits AS (
     SELECT z.subset, z.z, z.subset_size, p.scenario_id, p.pair_id, p.scenario_rank,
-           CASE WHEN p.too_many THEN error('disagreement: a subset has more than 1820 placements of one scenario')
+           CASE WHEN p.too_many THEN error('disagreement: more than 1820 placements of one scenario')
                 ELSE ((coalesce(p.n1, 0) >> (16 * (z.z % 7))) & 65535)::BIGINT END AS n1,
            ((coalesce(p.s1, 0) >> (16 * (z.z % 7))) & 65535)::BIGINT AS s1,
            ((coalesce(p.q1, 0) >> (16 * (z.z % 7))) & 65535)::BIGINT AS q1,

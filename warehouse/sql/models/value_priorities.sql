@@ -11,9 +11,11 @@
 -- the placements are grouped by scenario only, once, into one BIGINT per value holding 4 bits per
 -- model (its position + 1; 0 = no ok placement), 15 models a "lane" (more models means more
 -- lanes, i.e. more groups, never wrong results). Each scenario is joined to its pair, the models
--- are unpacked (scenario x model rows, both positions side by side) and everything is summed per
--- model x category with small integer keys. Positions are 0..6, value_slot is 1 or 2, and there
--- is one row per scenario x model x value; all three are checked.
+-- are unpacked (one row per scenario x model x value, with the position on the other value) and
+-- counted per model x category x position x other position; the scores come from those exact
+-- counts with one rounding each, so categories whose scores are equal tie exactly (then win_rate
+-- and the name decide). Positions are 0..6, value_slot is 1 or 2, and there is one row per
+-- scenario x model x value; all three are checked.
 WITH models AS (
     SELECT model_id, i, i // 15 AS lane, i % 15 AS j
     FROM (SELECT model_id, (row_number() OVER (ORDER BY model_id) - 1)::INTEGER AS i
@@ -22,7 +24,7 @@ WITH models AS (
 lanes AS (
     SELECT lane, list({'i': i, 'j': j} ORDER BY i) AS members FROM models GROUP BY lane
 ),
-ok AS (
+ok AS NOT MATERIALIZED (    -- inlined into both halves of per_lane
     SELECT c.scenario_id, c.pair_id, m.lane, m.j,
            CASE WHEN c.value_slot IN (1, 2) THEN c.value_slot
                 ELSE error('value_priorities: value_slot ' || c.value_slot || ' is not 1 or 2') END AS value_slot,
@@ -31,12 +33,21 @@ ok AS (
     FROM classifications c JOIN models m USING (model_id)
     WHERE c.status = 'ok' AND c.position IS NOT NULL
 ),
-per_lane AS (   -- one row per scenario and lane (one lane up to 15 models)
+per_lane AS (   -- one row per scenario and lane
+    -- lane 0 (the first 15 models) is grouped by scenario alone: a cheaper key than (scenario, lane)
+    SELECT scenario_id, 0 AS lane, any_value(pair_id) AS pair_id,
+           coalesce(bit_or((position + 1)::BIGINT << (4 * j)) FILTER (WHERE value_slot = 1), 0) AS packed1,
+           coalesce(bit_or((position + 1)::BIGINT << (4 * j)) FILTER (WHERE value_slot = 2), 0) AS packed2,
+           count(*) AS placements
+    FROM ok WHERE lane = 0
+    GROUP BY scenario_id
+    UNION ALL
+    -- lanes 1, 2, ... exist only with more than 15 models (otherwise this half ends at once)
     SELECT scenario_id, lane, any_value(pair_id) AS pair_id,
            coalesce(bit_or((position + 1)::BIGINT << (4 * j)) FILTER (WHERE value_slot = 1), 0) AS packed1,
            coalesce(bit_or((position + 1)::BIGINT << (4 * j)) FILTER (WHERE value_slot = 2), 0) AS packed2,
            count(*) AS placements
-    FROM ok
+    FROM ok WHERE lane > 0
     GROUP BY scenario_id, lane
 ),
 unpacked AS (   -- one row per scenario x model x value: the model's position on it and on the other value
