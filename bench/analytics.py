@@ -357,7 +357,7 @@ def worker(args: argparse.Namespace) -> None:
 
 def run_worker(engine: str, names: list[str], data_file: Path, tmp: Path, threads: int | None,
                save: bool, sql_dir: Path | None = None) -> dict:
-    result = tmp / f"{engine}{'-head' if sql_dir else ''}-{'-'.join(names)}.json"
+    result = tmp / f"{engine}{'-rev' if sql_dir else ''}-{'-'.join(names)}.json"
     cmd = [sys.executable, __file__, "--worker", engine, "--data", str(data_file), "--compute", ",".join(names),
            "--result", str(result)]
     if threads:
@@ -457,8 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
     ap.add_argument("--repeat", type=int, default=3, help="DuckDB runs (the best is reported)")
     ap.add_argument("--no-pandas", action="store_true", help="skip the pandas baseline")
-    ap.add_argument("--head-sql", action="store_true",
-                    help="also time the model SQL as committed in git HEAD (before/after a change)")
+    ap.add_argument("--sql-rev", default=None, metavar="GIT_REV",
+                    help="also time the model SQL files as of this git revision (before/after a change)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--tmp", default=None, help="parent dir for the temp warehouse")
     # worker mode (internal)
@@ -541,16 +541,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"goal (all three <= {goal_t:.0f} s and <= 1.5 GB peak RSS at paper scale): "
               f"{'MET' if met else 'NOT MET'} ({tot_d:.2f} s, {tot_rss:.0f} MB)"
               + ("" if n == 300_000 else f"  [note: run at {n:,} scenarios, not paper scale]"))
-        if args.head_sql:
-            head = tmp / "head-sql"
-            (head / "models").mkdir(parents=True)
+        if args.sql_rev:
+            rev_dir = tmp / "rev-sql"
+            (rev_dir / "models").mkdir(parents=True)
             for name in COMPUTATIONS:
                 rel = f"warehouse/sql/models/{name}.sql"
-                text = subprocess.run(["git", "-C", str(ROOT), "show", f"HEAD:{rel}"], capture_output=True, text=True,
-                                      check=True).stdout
-                (head / "models" / f"{name}.sql").write_text(text)
-            h = run_worker("duckdb", list(COMPUTATIONS), data_file, tmp, args.threads, save=False, sql_dir=head)
-            print("model SQL as committed in git HEAD, same process setup: "
+                text = subprocess.run(["git", "-C", str(ROOT), "show", f"{args.sql_rev}:{rel}"], capture_output=True,
+                                      text=True, check=True).stdout
+                (rev_dir / "models" / f"{name}.sql").write_text(text)
+            h = run_worker("duckdb", list(COMPUTATIONS), data_file, tmp, args.threads, save=False, sql_dir=rev_dir)
+            print(f"model SQL as of git {args.sql_rev}, same setup (one run): "
                   + ", ".join(f"{t['name']} {t['seconds']:.2f} s" for t in h["timings"])
                   + f"; all three {sum(t['seconds'] for t in h['timings']):.2f} s, peak RSS "
                   f"{h['timings'][-1]['peak_rss_mb']:.0f} MB")

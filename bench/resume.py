@@ -58,6 +58,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def current_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
+def load_plan(path: str) -> list[str]:
+    """The planned keys as a list of Python strings (what a real plan holds), read in batches."""
+    keys: list[str] = []
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=250_000, columns=["key"]):
+        keys.extend(batch.column(0).to_pylist())
+    return keys
+
+
 def sha_keys(start: int, stop: int) -> list[str]:
     return [hashlib.sha256(b"call-%d" % i).hexdigest() for i in range(start, stop)]
 
@@ -202,7 +221,7 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "hash":
         import specstress.domain  # noqa: F401
 
-        base = peak_rss_mb()
+        base = current_rss_mb()
         t0 = time.perf_counter()
         keys, distinct = hash_requests(args.n)
         out = {"seconds": time.perf_counter() - t0, "count": len(keys), "distinct": distinct}
@@ -211,8 +230,8 @@ def worker(args: argparse.Namespace) -> None:
 
         import warehouse.ledger  # noqa: F401
 
-        planned = pq.read_table(args.plan).column("key").to_pylist()
-        base = peak_rss_mb()
+        planned = load_plan(args.plan)
+        base = current_rss_mb()
         t0 = time.perf_counter()
         remaining = REMAINING[args.worker](args.root, planned)
         out = {"seconds": time.perf_counter() - t0, "count": len(remaining),
@@ -237,8 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keys", type=int, default=4_000_000, help="planned keys = ledger rows")
     ap.add_argument("--quick", action="store_true", help="400,000 keys")
-    ap.add_argument("--compacted-parts", type=int, default=40)
-    ap.add_argument("--fragmented-parts", type=int, default=400)
+    ap.add_argument("--layouts", default="compacted=40,fragmented=400",
+                    help="name=parts,... ledger layouts to test (the Ledger flushes every 250 rows, so an "
+                         "uncompacted 4M-row ledger has 16000 parts: try raw=16000)")
     ap.add_argument("--hash", type=int, default=None, help="requests to hash (default: --keys)")
     ap.add_argument("--skip", default="", help="comma-separated approaches to skip")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
@@ -263,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         data = build(tmp, n)
         layouts = {}
-        for name, parts in (("compacted", args.compacted_parts), ("fragmented", args.fragmented_parts)):
+        for spec in args.layouts.split(","):
+            name, parts = spec.split("=")[0], int(spec.split("=")[1])
             root = tmp / name
             size = write_layout(data["table"], root, parts)
             layouts[name] = (root, parts, size)
@@ -275,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (_, parts, size) in layouts.items():
             print(f"  {name:<10} {parts:>5} parts, {size / 2**20:,.0f} MiB")
 
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         skip = set(filter(None, args.skip.split(",")))
         results: dict[tuple[str, str], dict] = {}
         for name, (root, _, _) in layouts.items():
@@ -283,8 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 results[(name, approach)] = run_worker(tmp, approach, root=str(root), plan=str(tmp / "plan.parquet"))
 
+        print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print()
-        print(f"{'layout':<12}{'approach':<22}{'seconds':>9}{'vs naive':>10}{'peak RSS':>11}{'RSS before':>12}"
+        print(f"{'layout':<12}{'approach':<22}{'seconds':>9}{'naive/this':>12}{'peak RSS':>11}{'plan held':>11}"
               f"{'remaining':>11}  agrees")
         expected = data["expected_remaining"]
         all_agree = True
@@ -295,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
             all_agree &= agree
             label = {"final_keys": "Ledger.final_keys", "naive_set": "naive Python set",
                      "anti_join": "anti-join (proposed)"}[approach]
-            print(f"{name:<12}{label:<22}{r['seconds']:>9.2f}{ratio:>10}{r['peak_rss_mb']:>8.0f} MB"
-                  f"{r['base_rss_mb']:>9.0f} MB{r['count']:>11,}  {'yes' if agree else 'NO'}")
-        print("(ratio = naive seconds / approach seconds; RSS before = after loading the planned keys, before timing)")
+            print(f"{name:<12}{label:<22}{r['seconds']:>9.2f}{ratio:>12}{r['peak_rss_mb']:>8.0f} MB"
+                  f"{r['base_rss_mb']:>8.0f} MB{r['count']:>11,}  {'yes' if agree else 'NO'}")
+        print("(each row: a fresh process; plan held = its RSS with the planned keys loaded, before timing; "
+              "peak RSS = its high-water mark, plan included)")
         print(f"remaining counts {'agree' if all_agree else 'DIFFER'} (expected {expected:,})")
         worst = max((r["seconds"] for (_, a), r in results.items() if a == "final_keys"), default=None)
         if worst is not None:

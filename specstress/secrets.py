@@ -17,7 +17,7 @@ KEY_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 
 #: Placeholder sent to the loopback emulator when no key is set (it accepts anything).
-EMULATOR_KEY = "sk-emulator-not-a-secret"
+EMULATOR_KEY = "emulator-placeholder"
 
 _SECRETISH = re.compile(
     r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|xai-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}"

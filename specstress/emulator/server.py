@@ -225,7 +225,10 @@ class Emulator:
     # ------------------------------------------------------------------ control
 
     async def stats(self, request: Request) -> Response:
-        return JSONResponse(self.state.stats())
+        out = self.state.stats()
+        if request.query_params.get("keys"):
+            out["completions_by_key"] = dict(self.state.completions)
+        return JSONResponse(out)
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})

@@ -38,13 +38,15 @@ class StageCounters:
     done: int = 0
     retries: int = 0
     rate_limited: int = 0
+    waited_s: float = 0.0
     failed: int = 0
     cost_usd: float = 0.0
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def as_dict(self) -> dict[str, Any]:
         return {"planned": self.planned, "cache_hits": self.hits, "sent": self.sent, "done": self.done,
-                "retries": self.retries, "rate_limited": self.rate_limited, "failed": self.failed,
+                "retries": self.retries, "rate_limited": self.rate_limited, "waited_s": round(self.waited_s, 2),
+                "failed": self.failed,
                 "cost_usd": round(self.cost_usd, 6), "outcomes": dict(self.outcomes)}
 
 
@@ -268,6 +270,7 @@ class Engine:
             if attempts >= policy.max_attempts or elapsed + delay > policy.max_call_seconds:
                 return self._error(req, Outcome.RETRYABLE_ERROR, last, attempts, waited), statuses
             c.retries += 1
+            c.waited_s += delay
             waited += delay
             await asyncio.sleep(delay)
 
@@ -349,7 +352,7 @@ class Engine:
         done = c.hits + c.done
         budget = self.spec.budget_usd
         line = (f"[{stage}] {done}/{max(c.planned, done)} calls · {c.hits} cached · {c.retries} retries"
-                f" · {c.rate_limited} rate-limited · ${c.cost_usd:.4f} this stage"
+                f" ({c.waited_s:.1f}s waited) · {c.rate_limited} rate-limited · ${c.cost_usd:.4f} this stage"
                 f" · ${self.run_cost:.4f} run / ${budget:.2f} budget")
         print(line, file=sys.stderr, flush=True)
 

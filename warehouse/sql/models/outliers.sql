@@ -69,9 +69,11 @@ counted AS (
            (coalesce(at_most1, 0)::BIGINT >> 54) AS n1, (coalesce(at_most2, 0)::BIGINT >> 54) AS n2
     FROM per_lane
 ),
+needs AS (      -- ceil({{min_share}} x (n - 1)) for every possible n, computed once
+    SELECT list(ceil({{min_share}} * (n - 1) - 1e-9) ORDER BY n) AS needed FROM range(512) t(n)
+),
 checked AS (
     SELECT *, dense_rank() OVER (ORDER BY scenario_id) AS scenario_rank,
-           ceil({{min_share}} * (n1 - 1) - 1e-9) AS needed1, ceil({{min_share}} * (n2 - 1) - 1e-9) AS needed2,
            -- a nibble is non-zero for every model with an ok placement; a second row of the same model
            -- and value would be OR-ed into the same nibble, so the counts would differ
            CASE WHEN n1 > 511 OR n2 > 511 THEN error('outliers: more than 511 models placed one scenario')
@@ -79,33 +81,30 @@ checked AS (
                                   + bit_count((packed2 | (packed2 >> 1) | (packed2 >> 2)) & 76861433640456465)
                 THEN error('outliers: classifications must have one row per scenario x model x value_slot')
                 ELSE true END AS valid
-    FROM counted
+    FROM (SELECT c.*, x.needed[c.n1 + 1] AS needed1, x.needed[c.n2 + 1] AS needed2 FROM counted c CROSS JOIN needs x)
 ),
-unpacked AS (   -- one row per scenario and panel model
-    SELECT s.scenario_id, s.scenario_rank, m.model_id, m.i, s.n1, s.n2, s.at_most1, s.at_most2, s.needed1, s.needed2,
-           ((s.packed1 >> (4 * m.j)) & 15)::INTEGER - 1 AS p1,  -- -1: no ok placement
-           ((s.packed2 >> (4 * m.j)) & 15)::INTEGER - 1 AS p2
-    FROM (SELECT c.*, unnest(l.members) AS m FROM checked c JOIN lanes l USING (lane) WHERE c.valid) s
+unpacked AS (   -- one row per scenario and panel model; a value counts when the model placed it and
+                -- at least one other model did (p1/p2 NULL otherwise)
+    SELECT scenario_id, scenario_rank, model_id, i, n1, n2, at_most1, at_most2, needed1, needed2,
+           CASE WHEN nibble1 > 0 AND n1 >= 2 THEN nibble1 - 1 END AS p1,
+           CASE WHEN nibble2 > 0 AND n2 >= 2 THEN nibble2 - 1 END AS p2
+    FROM (SELECT s.*, (s.packed1 >> (4 * s.m.j)) & 15 AS nibble1, (s.packed2 >> (4 * s.m.j)) & 15 AS nibble2,
+                 s.m.model_id AS model_id, s.m.i AS i
+          FROM (SELECT c.*, unnest(l.members) AS m FROM checked c JOIN lanes l USING (lane) WHERE c.valid) s)
 ),
-apart AS (      -- a value counts when the model placed it and at least one other model did
-    SELECT scenario_id, scenario_rank, model_id, i, needed1, needed2,
-           CASE WHEN p1 >= 0 AND n1 >= 2 THEN p1 END AS p1,
-           CASE WHEN p2 >= 0 AND n2 >= 2 THEN p2 END AS p2,
-           n1, n2,
-           CASE WHEN p1 >= 0 AND n1 >= 2 THEN
-               CASE WHEN p1 - {{min_gap}} >= 0 THEN (at_most1 >> (9 * (p1 - {{min_gap}}))) & 511 ELSE 0 END
+flagged AS (    -- far: how many models placed the value at least {{min_gap}} away
+    SELECT scenario_id, scenario_rank, model_id, i, n1, n2, p1, p2,
+           CASE WHEN p1 IS NOT NULL THEN needed1 END AS needed1,
+           CASE WHEN p2 IS NOT NULL THEN needed2 END AS needed2,
+           CASE WHEN p1 IS NOT NULL THEN
+               CASE WHEN p1 >= {{min_gap}} THEN (at_most1 >> (9 * (p1 - {{min_gap}}))) & 511 ELSE 0 END
              + CASE WHEN p1 + {{min_gap}} <= 6 THEN n1 - ((at_most1 >> (9 * (p1 + {{min_gap}} - 1))) & 511) ELSE 0 END
-           END::BIGINT AS far1,
-           CASE WHEN p2 >= 0 AND n2 >= 2 THEN
-               CASE WHEN p2 - {{min_gap}} >= 0 THEN (at_most2 >> (9 * (p2 - {{min_gap}}))) & 511 ELSE 0 END
+           END AS far1,
+           CASE WHEN p2 IS NOT NULL THEN
+               CASE WHEN p2 >= {{min_gap}} THEN (at_most2 >> (9 * (p2 - {{min_gap}}))) & 511 ELSE 0 END
              + CASE WHEN p2 + {{min_gap}} <= 6 THEN n2 - ((at_most2 >> (9 * (p2 + {{min_gap}} - 1))) & 511) ELSE 0 END
-           END::BIGINT AS far2
+           END AS far2
     FROM unpacked
-),
-flagged AS (
-    SELECT * REPLACE (CASE WHEN p1 IS NOT NULL THEN needed1 END AS needed1,
-                      CASE WHEN p2 IS NOT NULL THEN needed2 END AS needed2)
-    FROM apart
     WHERE p1 IS NOT NULL OR p2 IS NOT NULL
 ),
 result AS (
