@@ -7,9 +7,10 @@ remaining = planned keys - keys with a final outcome. Timed through the real cod
 (``Ledger.final_keys``) and, in the same run, a naive baseline (every ledger key into a Python set
 via pyarrow, then a set difference) and a prototype of a proposed fix (an anti-join in DuckDB that
 returns only the remaining keys). Each runs in a fresh subprocess, so its peak RSS (VmHWM)
-is its own; the planned keys are loaded before timing (a real plan holds them already). The ledger
-is written twice: compacted (few large parts) and fragmented (many small parts). Computing the
-call keys themselves (sha256 of canonical JSON via ``CallRequest.key``) is timed separately.
+is its own; the planned keys are loaded before timing (a real plan holds them already). The same
+ledger rows are written in several layouts (``--layouts``): compacted (40 parts), fragmented (400)
+and never compacted (16,000 parts of 250 rows, as the Ledger flushes them). Computing the call
+keys themselves (sha256 of canonical JSON via ``CallRequest.key``) is timed separately.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ FINAL_SPLIT = [("ok", 0.965), ("refusal", 0.02), ("parse_error", 0.008), ("conte
                ("truncated", 0.002), ("permanent_error", 0.001)]
 MODELS = [("anthropic", "claude-opus-4"), ("anthropic", "claude-sonnet-4"), ("openai", "gpt-4.1"), ("openai", "o3"),
           ("google", "gemini-2.5-pro"), ("xai", "grok-4")]
-APPROACHES = ("final_keys", "naive_set", "anti_join")
+APPROACHES = ("final_keys", "naive_set", "anti_join", "anti_join_plain")
 
 
 def peak_rss_mb() -> float:
@@ -178,9 +179,11 @@ def remaining_naive_set(root: str, planned: list[str]) -> list[str]:
     return [k for k in planned if k not in finals]
 
 
-def remaining_anti_join(root: str, planned: list[str]) -> list[str]:
+def remaining_anti_join(root: str, planned: list[str], union_by_name: bool = True) -> list[str]:
     """Proposed fix (prototype): the planned keys go to DuckDB as one Arrow column and only the
-    remaining ones come back, in plan order. Nothing per final key is ever built in Python."""
+    remaining ones come back, in plan order. Nothing per final key is ever built in Python.
+    ``union_by_name`` as the Ledger reads parts today; without it DuckDB skips reading every part's
+    schema first (all parts are written with LEDGER_SCHEMA), which matters with thousands of parts."""
     import duckdb
 
     files = sorted(str(p) for p in Path(root, "ledger").glob("part-*.parquet"))
@@ -189,14 +192,15 @@ def remaining_anti_join(root: str, planned: list[str]) -> list[str]:
         wanted = pa.table({"i": pa.array(np.arange(len(planned), dtype=np.int64)), "key": pa.array(planned, pa.string())})
         con.register("wanted", wanted)
         flist = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-        rel = con.sql(f"SELECT w.key FROM wanted w ANTI JOIN (SELECT key FROM read_parquet({flist}) WHERE final) f "
-                      "ON w.key = f.key ORDER BY w.i")
+        rel = con.sql(f"SELECT w.key FROM wanted w ANTI JOIN (SELECT key FROM read_parquet({flist}, "
+                      f"union_by_name={str(union_by_name).lower()}) WHERE final) f ON w.key = f.key ORDER BY w.i")
         return rel.to_arrow_table().column("key").to_pylist()
     finally:
         con.close()
 
 
-REMAINING = {"final_keys": remaining_final_keys, "naive_set": remaining_naive_set, "anti_join": remaining_anti_join}
+REMAINING = {"final_keys": remaining_final_keys, "naive_set": remaining_naive_set, "anti_join": remaining_anti_join,
+             "anti_join_plain": lambda root, planned: remaining_anti_join(root, planned, union_by_name=False)}
 
 
 def hash_requests(n: int) -> tuple[list[str], int]:
@@ -256,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keys", type=int, default=4_000_000, help="planned keys = ledger rows")
     ap.add_argument("--quick", action="store_true", help="400,000 keys")
-    ap.add_argument("--layouts", default="compacted=40,fragmented=400",
-                    help="name=parts,... ledger layouts to test (the Ledger flushes every 250 rows, so an "
-                         "uncompacted 4M-row ledger has 16000 parts: try raw=16000)")
+    ap.add_argument("--layouts", default="compacted=40,fragmented=400,unflushed=16000",
+                    help="name=parts,... ledger layouts to test (the Ledger flushes every 250 rows, so a "
+                         "never-compacted 4M-row ledger has 16,000 parts)")
     ap.add_argument("--hash", type=int, default=None, help="requests to hash (default: --keys)")
     ap.add_argument("--skip", default="", help="comma-separated approaches to skip")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
@@ -307,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print()
-        print(f"{'layout':<12}{'approach':<22}{'seconds':>9}{'naive/this':>12}{'peak RSS':>11}{'plan held':>11}"
+        print(f"{'layout':<12}{'approach':<25}{'seconds':>9}{'naive/this':>12}{'peak RSS':>11}{'plan held':>11}"
               f"{'remaining':>11}  agrees")
         expected = data["expected_remaining"]
         all_agree = True
@@ -317,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             agree = r["count"] == expected and (naive is None or r["digest"] == naive["digest"])
             all_agree &= agree
             label = {"final_keys": "Ledger.final_keys", "naive_set": "naive Python set",
-                     "anti_join": "anti-join (proposed)"}[approach]
-            print(f"{name:<12}{label:<22}{r['seconds']:>9.2f}{ratio:>12}{r['peak_rss_mb']:>8.0f} MB"
+                     "anti_join": "anti-join (proposed)", "anti_join_plain": "  same, no union_by_name"}[approach]
+            print(f"{name:<12}{label:<25}{r['seconds']:>9.2f}{ratio:>12}{r['peak_rss_mb']:>8.0f} MB"
                   f"{r['base_rss_mb']:>8.0f} MB{r['count']:>11,}  {'yes' if agree else 'NO'}")
         print("(each row: a fresh process; plan held = its RSS with the planned keys loaded, before timing; "
               "peak RSS = its high-water mark, plan included)")

@@ -249,6 +249,24 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from specstress.paper_dataset import export_paper
+    from warehouse.store import Warehouse
+
+    n = export_paper(Warehouse(_warehouse_from(args)), args.out, args.run, args.subset)
+    print(f"wrote {n} rows in the paper dataset's format to {args.out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from specstress.paper_dataset import import_paper
+
+    res = import_paper(args.source, _warehouse_from(args), args.name, args.tree_csv, args.limit)
+    print(f"imported {res['rows']} rows ({len(res['models'])} models) as run {res['run_id']}; query it with "
+          f"--run {args.name}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     _quiet_prefect()
     from specstress.validation import run_validation
@@ -324,6 +342,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--faults", help="JSON object overriding fault knobs, e.g. '{\"rate_429\": 0.1}'")
     e.add_argument("--no-faults", action="store_true", help="serve without any injected faults")
     e.set_defaults(func=cmd_emulator)
+
+    ex = sub.add_parser("export", help="write a run in the released paper dataset's wide Parquet format")
+    ex.add_argument("out")
+    ex.add_argument("--subset", default="all", help="rank scenarios by this subset's disagreement")
+    ex.add_argument("--run")
+    ex.add_argument("--warehouse")
+    ex.add_argument("--spec")
+    ex.set_defaults(func=cmd_export)
+
+    im = sub.add_parser("import-paper", help="import the paper's released dataset (Parquet) as a warehouse run")
+    im.add_argument("source", help="a Parquet file or glob of jifanz/stress_testing_model_spec, or an hf:// path")
+    im.add_argument("--name", default="paper-release")
+    im.add_argument("--tree-csv", help="values_tree.csv of Values in the Wild, to attach categories to values")
+    im.add_argument("--limit", type=int)
+    im.add_argument("--warehouse")
+    im.add_argument("--spec")
+    im.set_defaults(func=cmd_import)
 
     va = sub.add_parser("validate", help="run the sim panel with planted weights and check the method recovers them")
     va.add_argument("spec_path", nargs="?", default=str(_project_root() / "specs" / "runs" / "validate.yaml"))
