@@ -9,7 +9,7 @@ via pyarrow, then a set difference) and a prototype of a proposed fix (an anti-j
 returns only the remaining keys). Each runs in a fresh subprocess, so its peak RSS (VmHWM)
 is its own; the planned keys are loaded before timing (a real plan holds them already). The same
 ledger rows are written in several layouts (``--layouts``): compacted (40 parts), fragmented (400)
-and never compacted (16,000 parts of 250 rows, as the Ledger flushes them). Computing the call
+and never compacted (parts of 250 rows as the Ledger flushes them: 16,000 at 4M rows). Computing the call
 keys themselves (sha256 of canonical JSON via ``CallRequest.key``) is timed separately.
 """
 
@@ -260,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keys", type=int, default=4_000_000, help="planned keys = ledger rows")
     ap.add_argument("--quick", action="store_true", help="400,000 keys")
-    ap.add_argument("--layouts", default="compacted=40,fragmented=400,unflushed=16000",
-                    help="name=parts,... ledger layouts to test (the Ledger flushes every 250 rows, so a "
-                         "never-compacted 4M-row ledger has 16,000 parts)")
+    ap.add_argument("--layouts", default="compacted=40,fragmented=400,unflushed=rows:250",
+                    help="name=PARTS or name=rows:ROWS_PER_PART,... ledger layouts to test (the Ledger flushes "
+                         "every 250 rows, so a never-compacted ledger has rows/250 parts)")
     ap.add_argument("--hash", type=int, default=None, help="requests to hash (default: --keys)")
     ap.add_argument("--skip", default="", help="comma-separated approaches to skip")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
@@ -288,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         data = build(tmp, n)
         layouts = {}
         for spec in args.layouts.split(","):
-            name, parts = spec.split("=")[0], int(spec.split("=")[1])
+            name, value = spec.split("=", 1)
+            parts = -(-data["table"].num_rows // int(value[5:])) if value.startswith("rows:") else int(value)
             root = tmp / name
             size = write_layout(data["table"], root, parts)
             layouts[name] = (root, parts, size)

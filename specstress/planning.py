@@ -149,10 +149,10 @@ def plan(ctx: RunContext) -> list[PlanRow]:
             if all(wh.has_artefact(a) for a in inp.values()):
                 items = stage.plan(ctx, Inputs(inp, ArtefactLoader(wh)))
                 reqs = stage.first_requests(ctx, items)
-                final = ledger.final_keys(r.key for r in reqs)
+                left = set(ledger.remaining(r.key for r in reqs))
                 for r in reqs:
                     n, h = exact_hits.get(r.model_id, (0, 0))
-                    exact_hits[r.model_id] = (n + 1, h + (1 if r.key in final else 0))
+                    exact_hits[r.model_id] = (n + 1, h + (0 if r.key in left else 1))
         for e in est:
             entry = spec.model(e.model_id) if e.model_id else None
             price = prices.for_entry(entry) if entry is not None else None

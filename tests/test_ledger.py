@@ -85,3 +85,16 @@ def test_spent_by_run(tmp_path):
     led.flush()
     assert abs(Ledger(wh).spent_by_run("run-1") - 0.04) < 1e-9
     assert Ledger(wh).spent_by_run("other") == 0.0
+
+
+def test_remaining_is_an_anti_join_in_plan_order(tmp_path):
+    wh = Warehouse(str(tmp_path))
+    led = Ledger(wh, flush_rows=3, flush_seconds=999)
+    reqs = [req(f"r{i}") for i in range(10)]
+    for r in reqs[:6]:
+        record(led, r, Outcome.OK)
+    record(led, reqs[6], Outcome.RETRYABLE_ERROR, None)
+    record(led, reqs[7], Outcome.OK)  # still buffered: counts as final too
+    keys = [r.key for r in reqs] + [reqs[9].key]
+    assert led.remaining(keys) == [reqs[6].key, reqs[8].key, reqs[9].key]
+    assert Ledger(Warehouse(str(tmp_path / "empty"))).remaining(keys[:2]) == keys[:2]

@@ -4,6 +4,8 @@ A call's key is the sha256 of its normalised request (:class:`specstress.domain.
 Each time a call ends, one row is appended. Rows are buffered and flushed as Parquet parts every
 few seconds or every few hundred calls, so a crash loses seconds of work, never a finished shard.
 A key with a final outcome is never sent again; ``remaining = planned keys - final keys``.
+Every part has :data:`LEDGER_SCHEMA` (compaction casts to it), so reads need no schema union; a
+future column must come with a compaction that rewrites old parts.
 """
 
 from __future__ import annotations
@@ -194,7 +196,7 @@ class Ledger:
         try:
             con.register("wanted", pa.table({"key": rest}))
             rel = con.sql(
-                f"SELECT {_RESULT_COLS} FROM read_parquet({_list_sql(files)}, union_by_name=true) "
+                f"SELECT {_RESULT_COLS} FROM read_parquet({_list_sql(files)}) "
                 f"WHERE final AND key IN (SELECT key FROM wanted) "
                 f"QUALIFY row_number() OVER (PARTITION BY key ORDER BY finished_at DESC) = 1"
             )
@@ -217,12 +219,36 @@ class Ledger:
         con = duckdb_connect(None if self.wh.is_local else self.wh.root)
         try:
             con.register("wanted", pa.table({"key": rest}))
-            rel = con.sql(f"SELECT DISTINCT key FROM read_parquet({_list_sql(files)}, union_by_name=true) "
+            rel = con.sql(f"SELECT DISTINCT key FROM read_parquet({_list_sql(files)}) "
                           "WHERE final AND key IN (SELECT key FROM wanted)")
             found.update(rel.to_arrow_table().column("key").to_pylist())
         finally:
             con.close()
         return found
+
+    def remaining(self, keys: Iterable[str]) -> list[str]:
+        """The planned keys without a final outcome, in plan order (duplicates kept once).
+
+        An anti-join in DuckDB: only the remaining keys come back to Python, so planning against a
+        multi-million-row ledger stays fast and small (see bench/resume.py).
+        """
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return []
+        files = self.files()
+        if files:
+            con = duckdb_connect(None if self.wh.is_local else self.wh.root)
+            try:
+                con.register("wanted", pa.table({"i": pa.array(range(len(keys)), pa.int64()), "key": keys}))
+                rel = con.sql(f"SELECT w.key FROM wanted w ANTI JOIN (SELECT key FROM read_parquet({_list_sql(files)}) "
+                              "WHERE final) f ON w.key = f.key ORDER BY w.i")
+                rest = rel.to_arrow_table().column("key").to_pylist()
+            finally:
+                con.close()
+        else:
+            rest = keys
+        with self._lock:
+            return [k for k in rest if k not in self._pending]
 
     def spent_by_run(self, run_id_prefix: str) -> float:
         files = self.files()
@@ -232,7 +258,7 @@ class Ledger:
         if files:
             con = duckdb_connect(None if self.wh.is_local else self.wh.root)
             try:
-                v = con.sql(f"SELECT coalesce(sum(cost_usd), 0) FROM read_parquet({_list_sql(files)}, union_by_name=true) "
+                v = con.sql(f"SELECT coalesce(sum(cost_usd), 0) FROM read_parquet({_list_sql(files)}) "
                             f"WHERE starts_with(run_id, '{run_id_prefix}')").fetchall()[0][0]
                 total += float(v or 0)
             finally:

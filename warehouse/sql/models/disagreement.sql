@@ -13,8 +13,8 @@
 -- shifts and the population std is computed from exact integer sums, sqrt((n*q - s*s) / n^2):
 -- D exactly on a bin edge (1, 1.5, 2, 2.5) gets that edge's bin, where a floating-point running
 -- std can land just below it. Positions are 0..6 and a scenario has at most 1,820 placements
--- (so no digit can overflow); both are checked. The output is sorted by numeric keys with the
--- same order as (subset, d DESC, scenario_id).
+-- (so no digit can overflow); both are checked. The output is not sorted (an artefact has no order;
+-- the views and queries sort what they show).
 WITH numbered AS (   -- subsets in name order: z = 0, 1, ...; lane z // 7, digit z % 7
     SELECT subset, model_id, dense_rank() OVER (ORDER BY subset) - 1 AS z,
            count(*) OVER (PARTITION BY subset) AS subset_size
@@ -58,7 +58,7 @@ per_scenario AS (
     GROUP BY scenario_id, lane
 ),
 ranked AS (
-    SELECT p.*, dense_rank() OVER (ORDER BY p.scenario_id) AS scenario_rank,
+    SELECT p.*,
            -- a digit holds at most placements x multiplicity; q <= 36 x that must stay below 2^16
            p.placements * (SELECT max(times) FROM members) > 1820 AS too_many
     FROM per_scenario p
@@ -67,7 +67,7 @@ sizes AS (
     SELECT DISTINCT subset, z, subset_size FROM numbered
 ),
 digits AS (
-    SELECT z.subset, z.z, z.subset_size, p.scenario_id, p.pair_id, p.scenario_rank,
+    SELECT z.subset, z.z, z.subset_size, p.scenario_id, p.pair_id,
            CASE WHEN p.too_many THEN error('disagreement: more than 1820 placements of one scenario')
                 ELSE ((coalesce(p.n1, 0) >> (16 * (z.z % 7))) & 65535)::BIGINT END AS n1,
            ((coalesce(p.s1, 0) >> (16 * (z.z % 7))) & 65535)::BIGINT AS s1,
@@ -78,7 +78,7 @@ digits AS (
     FROM ranked p JOIN sizes z ON z.z // 7 = p.lane
 ),
 per_subset AS (
-    SELECT subset, z, scenario_id, pair_id, scenario_rank, subset_size,
+    SELECT subset, z, scenario_id, pair_id, subset_size,
            least(nullif(n1, 0), nullif(n2, 0)) AS n_models,
            CASE WHEN n1 > 0 THEN sqrt((n1 * q1 - s1 * s1) / (n1 * n1)::DOUBLE) END AS std_value1,
            CASE WHEN n2 > 0 THEN sqrt((n2 * q2 - s2 * s2) / (n2 * n2)::DOUBLE) END AS std_value2
@@ -99,4 +99,3 @@ SELECT subset, scenario_id, pair_id, n_models, subset_size, std_value1, std_valu
        END AS bin,
        d >= {{high}} AS high
 FROM scored
-ORDER BY z, d DESC, scenario_rank

@@ -14,8 +14,8 @@
 -- The models are then unpacked (scenario x model rows) and the number of models at least
 -- {{min_gap}} away is read off the histogram: #(<= p - gap) + n - #(<= p + gap - 1). Positions
 -- are 0..6, one row per scenario x model x value, and at most 511 models place a scenario's
--- value; all three are checked. The output is sorted by numeric keys with the same order as
--- (outlier DESC, scenario_id, model_id).
+-- value; all three are checked. The output is not sorted (an artefact has no order; the views and
+-- queries sort what they show).
 WITH panel AS (
     SELECT model_id::VARCHAR AS model_id, i, i // 15 AS lane, i % 15 AS j
     FROM (SELECT model_id, (row_number() OVER (ORDER BY model_id) - 1)::INTEGER AS i
@@ -73,7 +73,7 @@ needs AS (      -- ceil({{min_share}} x (n - 1)) for every possible n, computed 
     SELECT list(ceil({{min_share}} * (n - 1) - 1e-9) ORDER BY n) AS needed FROM range(512) t(n)
 ),
 checked AS (
-    SELECT *, dense_rank() OVER (ORDER BY scenario_id) AS scenario_rank,
+    SELECT *,
            -- a nibble is non-zero for every model with an ok placement; a second row of the same model
            -- and value would be OR-ed into the same nibble, so the counts would differ
            CASE WHEN n1 > 511 OR n2 > 511 THEN error('outliers: more than 511 models placed one scenario')
@@ -85,7 +85,7 @@ checked AS (
 ),
 unpacked AS (   -- one row per scenario and panel model; a value counts when the model placed it and
                 -- at least one other model did (p1/p2 NULL otherwise)
-    SELECT scenario_id, scenario_rank, model_id, i, n1, n2, at_most1, at_most2, needed1, needed2,
+    SELECT scenario_id, model_id, i, n1, n2, at_most1, at_most2, needed1, needed2,
            CASE WHEN nibble1 > 0 AND n1 >= 2 THEN nibble1 - 1 END AS p1,
            CASE WHEN nibble2 > 0 AND n2 >= 2 THEN nibble2 - 1 END AS p2
     FROM (SELECT s.*, (s.packed1 >> (4 * s.m.j)) & 15 AS nibble1, (s.packed2 >> (4 * s.m.j)) & 15 AS nibble2,
@@ -93,7 +93,7 @@ unpacked AS (   -- one row per scenario and panel model; a value counts when the
           FROM (SELECT c.*, unnest(l.members) AS m FROM checked c JOIN lanes l USING (lane) WHERE c.valid) s)
 ),
 flagged AS (    -- far: how many models placed the value at least {{min_gap}} away
-    SELECT scenario_id, scenario_rank, model_id, i, n1, n2, p1, p2,
+    SELECT scenario_id, model_id, i, n1, n2, p1, p2,
            CASE WHEN p1 IS NOT NULL THEN needed1 END AS needed1,
            CASE WHEN p2 IS NOT NULL THEN needed2 END AS needed2,
            CASE WHEN p1 IS NOT NULL THEN
@@ -108,7 +108,7 @@ flagged AS (    -- far: how many models placed the value at least {{min_gap}} aw
     WHERE p1 IS NOT NULL OR p2 IS NOT NULL
 ),
 result AS (
-    SELECT scenario_id, model_id, scenario_rank, i,
+    SELECT scenario_id, model_id, i,
            greatest(CASE WHEN p1 IS NOT NULL THEN n1 END, CASE WHEN p2 IS NOT NULL THEN n2 END) AS n_models,
            p1::TINYINT AS position_value1,
            p2::TINYINT AS position_value2,
@@ -121,4 +121,3 @@ result AS (
 SELECT scenario_id, model_id, n_models, position_value1, position_value2, apart_value1, apart_value2,
        needed, outlier
 FROM result
-ORDER BY outlier DESC, scenario_rank, i
