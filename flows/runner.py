@@ -189,7 +189,8 @@ def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[st
         if not shards:  # an empty stage still gets one empty part
             wh.write_part(stage.name, aid, wh.part_name(0), stage.schema.empty_table() if stage.schema else pa.table({}))
             expected = [wh.part_name(0)]
-        summary = stage.summarize(wh.read_artefact(stage.name, aid))
+        cols = list(stage.summary_columns) if stage.summary_columns else None
+        summary = stage.summarize(wh.read_artefact(stage.name, aid, cols))
     else:
         out = compute_task.with_options(**opts, task_run_name=f"{stage.name}-compute")(
             stage.name, ctx.to_dict(), aid, inputs.ids)

@@ -34,6 +34,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
+def _identifier(v: str, what: str) -> str:
+    if not _ID.match(v):
+        raise ValueError(f"{what} use letters, digits, '_', '-' and '.', starting with a letter or digit")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
@@ -87,9 +93,7 @@ class ModelEntry(_Strict):
     @field_validator("id")
     @classmethod
     def _id_ok(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError("ids use letters, digits, '_', '-' and '.', starting with a letter or digit")
-        return v
+        return _identifier(v, "model ids")
 
     @field_validator("base_url")
     @classmethod
@@ -370,9 +374,7 @@ class RunSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError("the run name uses letters, digits, '_', '-' and '.'")
-        return v
+        return _identifier(v, "the run name")
 
     @model_validator(mode="after")
     def _cross_references(self) -> RunSpec:

@@ -95,6 +95,9 @@ class Stage:
         """Calls and tokens, from upstream row counts (used before the inputs exist)."""
         return []
 
+    #: The columns :meth:`summarize` reads (None: all). Keeps summaries cheap on big artefacts.
+    summary_columns: tuple[str, ...] | None = None
+
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         return {"rows": table.num_rows}
 

@@ -62,6 +62,7 @@ class ComplianceStage(Stage):
     templates = ("compliance",)
     schema = COMPLIANCE_SCHEMA
     kind = "calls"
+    summary_columns = ("judge", "verdict", "status")
 
     def enabled(self, spec: RunSpec) -> bool:
         return spec.compliance.enabled and bool(spec.roles.compliance_judges)

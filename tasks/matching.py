@@ -52,6 +52,7 @@ class MatchingStage(Stage):
     templates = ("matching", "matching_single")
     schema = CLASSIFICATIONS_SCHEMA
     kind = "calls"
+    summary_columns = ("status",)
 
     def config(self, spec: RunSpec) -> dict[str, Any]:
         m = spec.matching

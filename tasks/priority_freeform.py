@@ -14,8 +14,8 @@ from specstress.domain import CallRequest, Outcome
 from specstress.embedding import hashed_embeddings
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
-from tasks.scope import scenarios_in_scope
+from tasks.base import EstimateRow, Inputs, Sender, make_request
+from tasks.scope import ScopedStage
 
 FREEFORM_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("expressed", pa.string()),
@@ -24,27 +24,21 @@ FREEFORM_SCHEMA = pa.schema([
 ])
 
 
-class PriorityFreeformStage(Stage):
+class PriorityFreeformStage(ScopedStage):
     name = "priority_freeform"
     version = "1"
+    section = "priorities"
+    role = "priority_describer"
     inputs = ("taxonomy", "scenarios", "diversity", "responses")
     templates = ("priority_freeform",)
     schema = FREEFORM_SCHEMA
-    kind = "calls"
-
-    def enabled(self, spec: RunSpec) -> bool:
-        return spec.priorities.enabled and spec.roles.priority_describer is not None
-
-    def inputs_for(self, spec: RunSpec) -> tuple[str, ...]:
-        extra = ("high_disagreement",) if spec.priorities.scope == "high_disagreement" else ()
-        return self.inputs + extra
+    summary_columns = ("status",)
 
     def config(self, spec: RunSpec) -> dict[str, Any]:
-        return {"describer": models_config(spec, [spec.roles.priority_describer or ""]),
-                "scope": spec.priorities.scope, "panel": list(spec.roles.panel)}
+        return {**super().config(spec), "panel": list(spec.roles.panel)}
 
     def plan(self, ctx: RunContext, inputs: Inputs) -> list[dict[str, Any]]:
-        scen = {s["scenario_id"]: s["query"] for s in scenarios_in_scope(inputs, ctx.spec.priorities.scope)}
+        scen = {s["scenario_id"]: s["query"] for s in self.scenarios(inputs, ctx.spec)}
         items = []
         for r in inputs.table("responses", ["scenario_id", "model_id", "outcome", "response"]).to_pylist():
             if r["scenario_id"] in scen and r["outcome"] == Outcome.OK and r["response"]:
@@ -54,7 +48,7 @@ class PriorityFreeformStage(Stage):
 
     def first_requests(self, ctx: RunContext, items: list[dict[str, Any]]) -> list[CallRequest]:
         tpl = load_template("priority_freeform")
-        return [make_request(ctx.spec, ctx.spec.roles.priority_describer or "", tpl,
+        return [make_request(ctx.spec, self.model_id(ctx.spec), tpl,
                              {"query": it["query"], "response": it["response"]}, purpose=self.name) for it in items]
 
     def run_shard(self, ctx: RunContext, items: list[dict[str, Any]], send: Sender) -> pa.Table:
@@ -86,4 +80,4 @@ class PriorityFreeformStage(Stage):
         n = counts.get("responses", spec.pairs.count * 3 * len(spec.roles.panel))
         if spec.priorities.scope == "high_disagreement":
             n = n // 4
-        return [EstimateRow(self.name, spec.roles.priority_describer or "", n, n * 650, n * 50)]
+        return [EstimateRow(self.name, self.model_id(spec), n, n * 650, n * 50)]

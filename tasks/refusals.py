@@ -12,8 +12,8 @@ from specstress.context import RunContext
 from specstress.domain import REFUSAL_LADDER, REFUSAL_THRESHOLD, CallRequest, Outcome
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
-from tasks.scope import scenarios_in_scope
+from tasks.base import EstimateRow, Inputs, Sender, make_request
+from tasks.scope import ScopedStage
 
 REFUSALS_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("level", pa.int8()), ("label", pa.string()),
@@ -22,26 +22,18 @@ REFUSALS_SCHEMA = pa.schema([
 ])
 
 
-class RefusalsStage(Stage):
+class RefusalsStage(ScopedStage):
     name = "refusals"
     version = "1"
+    section = "refusals"
+    role = "refusal_classifier"
     inputs = ("scenarios", "diversity", "responses")
     templates = ("refusal",)
     schema = REFUSALS_SCHEMA
-    kind = "calls"
-
-    def enabled(self, spec: RunSpec) -> bool:
-        return spec.refusals.enabled and spec.roles.refusal_classifier is not None
-
-    def inputs_for(self, spec: RunSpec) -> tuple[str, ...]:
-        extra = ("high_disagreement",) if spec.refusals.scope == "high_disagreement" else ()
-        return self.inputs + extra
-
-    def config(self, spec: RunSpec) -> dict[str, Any]:
-        return {"classifier": models_config(spec, [spec.roles.refusal_classifier or ""]), "scope": spec.refusals.scope}
+    summary_columns = ("model_id", "refusal")
 
     def plan(self, ctx: RunContext, inputs: Inputs) -> list[dict[str, Any]]:
-        scen = {s["scenario_id"]: s["query"] for s in scenarios_in_scope(inputs, ctx.spec.refusals.scope)}
+        scen = {s["scenario_id"]: s["query"] for s in self.scenarios(inputs, ctx.spec)}
         items = []
         for r in inputs.table("responses", ["scenario_id", "model_id", "outcome", "response"]).to_pylist():
             if r["scenario_id"] in scen:
@@ -54,7 +46,7 @@ class RefusalsStage(Stage):
 
     def first_requests(self, ctx: RunContext, items: list[dict[str, Any]]) -> list[CallRequest]:
         tpl = load_template("refusal")
-        return [make_request(ctx.spec, ctx.spec.roles.refusal_classifier or "", tpl,
+        return [make_request(ctx.spec, self.model_id(ctx.spec), tpl,
                              {"query": it["query"], "response": it["response"]}, purpose=self.name)
                 for it in items if self._callable(it)]
 
@@ -90,7 +82,7 @@ class RefusalsStage(Stage):
         n = counts.get("responses", spec.pairs.count * 3 * len(spec.roles.panel))
         if spec.refusals.scope == "high_disagreement":
             n = n // 4
-        return [EstimateRow(self.name, spec.roles.refusal_classifier or "", n, n * 700, n * 60)]
+        return [EstimateRow(self.name, self.model_id(spec), n, n * 700, n * 60)]
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         by_model: dict[str, list[int]] = {}

@@ -35,6 +35,7 @@ class ResponsesStage(Stage):
     inputs = ("scenarios", "diversity")
     schema = RESPONSES_SCHEMA
     kind = "calls"
+    summary_columns = ("outcome",)
 
     def config(self, spec: RunSpec) -> dict[str, Any]:
         return {"panel": models_config(spec, list(spec.roles.panel))}

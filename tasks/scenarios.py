@@ -46,6 +46,7 @@ class ScenariosStage(Stage):
     templates = ("scenario_neutral", "scenario_biased")
     schema = SCENARIOS_SCHEMA
     kind = "calls"
+    summary_columns = ("status",)
     calls_per_item = 3.0
 
     def config(self, spec: RunSpec) -> dict[str, Any]:

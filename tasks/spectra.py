@@ -30,6 +30,7 @@ class SpectraStage(Stage):
     templates = ("spectrum",)
     schema = SPECTRA_SCHEMA
     kind = "calls"
+    summary_columns = ("pair_id", "status", "attempts")
     calls_per_item = 1.2
 
     def config(self, spec: RunSpec) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from specstress.context import RunContext
 from specstress.domain import CallRequest
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
-from tasks.scope import scenarios_in_scope
+from tasks.base import EstimateRow, Inputs, Sender, make_request
+from tasks.scope import ScopedStage
 
 TOPICS_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("topics", pa.list_(pa.string())), ("reasoning", pa.string()),
@@ -19,31 +19,22 @@ TOPICS_SCHEMA = pa.schema([
 ])
 
 
-class TopicsStage(Stage):
+class TopicsStage(ScopedStage):
     name = "topics"
     version = "1"
+    section = "topics"
+    role = "topic_tagger"
     inputs = ("scenarios", "diversity")
     templates = ("topics",)
     schema = TOPICS_SCHEMA
-    kind = "calls"
-
-    def enabled(self, spec: RunSpec) -> bool:
-        return spec.topics.enabled and spec.roles.topic_tagger is not None
-
-    def inputs_for(self, spec: RunSpec) -> tuple[str, ...]:
-        extra = ("high_disagreement",) if spec.topics.scope == "high_disagreement" else ()
-        return self.inputs + extra
-
-    def config(self, spec: RunSpec) -> dict[str, Any]:
-        return {"tagger": models_config(spec, [spec.roles.topic_tagger or ""]), "scope": spec.topics.scope}
+    summary_columns = ("topics",)
 
     def plan(self, ctx: RunContext, inputs: Inputs) -> list[dict[str, Any]]:
-        return [{"scenario_id": s["scenario_id"], "query": s["query"]}
-                for s in scenarios_in_scope(inputs, ctx.spec.topics.scope)]
+        return [{"scenario_id": s["scenario_id"], "query": s["query"]} for s in self.scenarios(inputs, ctx.spec)]
 
     def first_requests(self, ctx: RunContext, items: list[dict[str, Any]]) -> list[CallRequest]:
         tpl = load_template("topics")
-        return [make_request(ctx.spec, ctx.spec.roles.topic_tagger or "", tpl, {"query": it["query"]}, purpose=self.name)
+        return [make_request(ctx.spec, self.model_id(ctx.spec), tpl, {"query": it["query"]}, purpose=self.name)
                 for it in items]
 
     def run_shard(self, ctx: RunContext, items: list[dict[str, Any]], send: Sender) -> pa.Table:
@@ -58,7 +49,7 @@ class TopicsStage(Stage):
 
     def estimate(self, spec: RunSpec, counts: dict[str, int]) -> list[EstimateRow]:
         n = counts.get("kept_scenarios", spec.pairs.count * 3)
-        return [EstimateRow(self.name, spec.roles.topic_tagger or "", n, n * 420, n * 60)]
+        return [EstimateRow(self.name, self.model_id(spec), n, n * 420, n * 60)]
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         counts: dict[str, int] = {}
