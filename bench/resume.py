@@ -4,9 +4,9 @@
     python bench/resume.py --quick    # 400,000 / 400,000
 
 remaining = planned keys - keys with a final outcome. Timed through the real code path
-(``Ledger.final_keys``) and, in the same run, a naive baseline (every ledger key into a Python set
-via pyarrow, then a set difference) and a prototype of a proposed fix (an anti-join in DuckDB that
-returns only the remaining keys). Each runs in a fresh subprocess, so its peak RSS (VmHWM)
+(``Ledger.remaining``: an anti-join in DuckDB that returns only the remaining keys) and, in the same
+run, a naive baseline (every final ledger key into a Python set via pyarrow, then a set difference)
+and ``Ledger.final_keys`` (a semi-join that returns every final key, which planning used before). Each runs in a fresh subprocess, so its peak RSS (VmHWM)
 is its own; the planned keys are loaded before timing (a real plan holds them already). The same
 ledger rows are written in several layouts (``--layouts``): compacted (40 parts), fragmented (400)
 and never compacted (parts of 250 rows as the Ledger flushes them: 16,000 at 4M rows). Computing the call
@@ -42,7 +42,7 @@ FINAL_SPLIT = [("ok", 0.965), ("refusal", 0.02), ("parse_error", 0.008), ("conte
                ("truncated", 0.002), ("permanent_error", 0.001)]
 MODELS = [("anthropic", "claude-opus-4"), ("anthropic", "claude-sonnet-4"), ("openai", "gpt-4.1"), ("openai", "o3"),
           ("google", "gemini-2.5-pro"), ("xai", "grok-4")]
-APPROACHES = ("final_keys", "naive_set", "anti_join", "anti_join_plain")
+APPROACHES = ("remaining", "naive_set", "final_keys")
 
 
 def peak_rss_mb() -> float:
@@ -161,7 +161,7 @@ def write_layout(table: pa.Table, root: Path, parts: int) -> int:
 
 
 def remaining_final_keys(root: str, planned: list[str]) -> list[str]:
-    """The real code path."""
+    """The previous path: every final key back to Python as a set."""
     from warehouse.ledger import Ledger
     from warehouse.store import Warehouse
 
@@ -179,28 +179,15 @@ def remaining_naive_set(root: str, planned: list[str]) -> list[str]:
     return [k for k in planned if k not in finals]
 
 
-def remaining_anti_join(root: str, planned: list[str], union_by_name: bool = True) -> list[str]:
-    """Proposed fix (prototype): the planned keys go to DuckDB as one Arrow column and only the
-    remaining ones come back, in plan order. Nothing per final key is ever built in Python.
-    ``union_by_name`` as the Ledger reads parts today; without it DuckDB skips reading every part's
-    schema first (all parts are written with LEDGER_SCHEMA), which matters with thousands of parts."""
-    import duckdb
+def remaining_ledger(root: str, planned: list[str]) -> list[str]:
+    """The real code path: ``Ledger.remaining`` (what ``specstress plan`` uses)."""
+    from warehouse.ledger import Ledger
+    from warehouse.store import Warehouse
 
-    files = sorted(str(p) for p in Path(root, "ledger").glob("part-*.parquet"))
-    con = duckdb.connect()
-    try:
-        wanted = pa.table({"i": pa.array(np.arange(len(planned), dtype=np.int64)), "key": pa.array(planned, pa.string())})
-        con.register("wanted", wanted)
-        flist = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-        rel = con.sql(f"SELECT w.key FROM wanted w ANTI JOIN (SELECT key FROM read_parquet({flist}, "
-                      f"union_by_name={str(union_by_name).lower()}) WHERE final) f ON w.key = f.key ORDER BY w.i")
-        return rel.to_arrow_table().column("key").to_pylist()
-    finally:
-        con.close()
+    return Ledger(Warehouse(root)).remaining(planned)
 
 
-REMAINING = {"final_keys": remaining_final_keys, "naive_set": remaining_naive_set, "anti_join": remaining_anti_join,
-             "anti_join_plain": lambda root, planned: remaining_anti_join(root, planned, union_by_name=False)}
+REMAINING = {"remaining": remaining_ledger, "naive_set": remaining_naive_set, "final_keys": remaining_final_keys}
 
 
 def hash_requests(n: int) -> tuple[list[str], int]:
@@ -321,16 +308,16 @@ def main(argv: list[str] | None = None) -> int:
             ratio = f"{naive['seconds'] / r['seconds']:.2f}x" if naive else "-"
             agree = r["count"] == expected and (naive is None or r["digest"] == naive["digest"])
             all_agree &= agree
-            label = {"final_keys": "Ledger.final_keys", "naive_set": "naive Python set",
-                     "anti_join": "anti-join (proposed)", "anti_join_plain": "  same, no union_by_name"}[approach]
+            label = {"remaining": "Ledger.remaining", "naive_set": "naive Python set",
+                     "final_keys": "Ledger.final_keys (old)"}[approach]
             print(f"{name:<12}{label:<25}{r['seconds']:>9.2f}{ratio:>12}{r['peak_rss_mb']:>8.0f} MB"
                   f"{r['base_rss_mb']:>8.0f} MB{r['count']:>11,}  {'yes' if agree else 'NO'}")
         print("(each row: a fresh process; plan held = its RSS with the planned keys loaded, before timing; "
               "peak RSS = its high-water mark, plan included)")
         print(f"remaining counts {'agree' if all_agree else 'DIFFER'} (expected {expected:,})")
-        worst = max((r["seconds"] for (_, a), r in results.items() if a == "final_keys"), default=None)
+        worst = max((r["seconds"] for (_, a), r in results.items() if a == "remaining"), default=None)
         if worst is not None:
-            print(f"goal (Ledger.final_keys path <= 30 s at this size): {'MET' if worst <= 30 else 'NOT MET'} "
+            print(f"goal (Ledger.remaining path <= 30 s at this size): {'MET' if worst <= 30 else 'NOT MET'} "
                   f"(slowest layout {worst:.1f} s)" + ("" if n == 4_000_000 else f"  [note: {n:,} keys, not 4M]"))
 
         if n_hash:
