@@ -14,6 +14,7 @@ import pyarrow as pa
 from flows.dag import input_ids
 from specstress.context import RunContext
 from specstress.errors import BudgetExceeded, FatalProviderError, SpecError
+from specstress.hashing import short_id
 from tasks.base import Inputs, Stage
 from warehouse.store import Warehouse
 
@@ -153,13 +154,17 @@ def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[st
         items = stage.plan(ctx, inputs)
         size = stage.shard_size(spec)
         shards = [items[i:i + size] for i in range(0, len(items), size)]
-        plan_paths = []
+        plan_paths, part_names = [], []
         for i, chunk in enumerate(shards):
-            rel = ["plans", stage.name, aid, f"shard-{i:05d}.parquet"]
+            # Plans and parts are named by their content: a resumed run with another shard size never
+            # reuses a part made from different items.
+            payload = [json.dumps(it, ensure_ascii=False, sort_keys=True) for it in chunk]
+            tag = short_id(payload, 10)
+            rel = ["plans", stage.name, aid, f"shard-{i:05d}-{tag}.parquet"]
             if not wh.exists(*rel):
-                wh.write_table(rel, pa.table({"item": [json.dumps(it, ensure_ascii=False) for it in chunk]}))
+                wh.write_table(rel, pa.table({"item": payload}))
             plan_paths.append(wh.path(*rel))
-        part_names = [wh.part_name(i) for i in range(len(shards))]
+            part_names.append(wh.part_name(i, tag))
         ctx_dict = ctx.to_dict()
         runner_task = shard_task.with_options(**opts, task_run_name=f"{stage.name}-shard-{{shard_index}}")
         with _progress(ctx, stage, len(shards)) as update:

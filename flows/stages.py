@@ -36,14 +36,21 @@ def make_stage_flow(stage_name: str) -> Any:
           task_runner=ThreadPoolTaskRunner(max_workers=4))
     def stage_flow(spec_path: str, overrides: dict[str, Any] | None = None, run_id: str | None = None,
                    emulator_url: str | None = None, spent_before: float = 0.0, quiet: bool = False,
-                   dask_address: str | None = None) -> dict[str, Any]:
+                   dask_address: str | None = None, resend_errors: bool = False) -> dict[str, Any]:
         from flows.stress_test import emulator_for
         from specstress.providers.engine import close_engine
 
-        ctx = RunContext.create(spec_path, overrides, run_id=run_id, emulator_url=emulator_url, quiet=quiet)
+        ctx = RunContext.create(spec_path, overrides, run_id=run_id, emulator_url=emulator_url, quiet=quiet,
+                                resend_errors=resend_errors)
         ctx.spent_before = spent_before
         ctx.dask_address = dask_address
         standalone = run_id is None
+        if standalone:  # a stage deployment run on its own: the same checks as a whole run, first
+            from specstress import planning
+
+            planning.preflight(ctx.spec, ctx.emulator_url or "http://emulator.invalid")
+            ctx.spent_before = planning.spent_before(ctx)
+            planning.check_budget(ctx, [r for r in planning.plan(ctx) if r.stage == stage_name])
         with emulator_for(ctx):
             try:
                 return execute_stage(ctx, stage_by_name(stage_name), artefact_ids(ctx.spec))
@@ -80,4 +87,5 @@ def run_stage_subflow(stage_name: str, ctx: RunContext) -> dict[str, Any]:
     """Run a stage as a subflow of the current flow, with the run's task runner."""
     f = STAGE_FLOWS[stage_name].with_options(task_runner=task_runner_for(ctx))
     return f(ctx.spec_path, ctx.overrides or None, run_id=ctx.run_id, emulator_url=ctx.emulator_url,
-             spent_before=ctx.spent_before, quiet=ctx.quiet, dask_address=ctx.dask_address)
+             spent_before=ctx.spent_before, quiet=ctx.quiet, dask_address=ctx.dask_address,
+             resend_errors=ctx.resend_errors)

@@ -62,12 +62,13 @@ def _run_name(**_: Any) -> str:
 
 @flow(name="stress-test", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4))
 def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id: str | None = None,
-                emulator_url: str | None = None, quiet: bool = False) -> dict[str, Any]:
+                emulator_url: str | None = None, quiet: bool = False, resend_errors: bool = False) -> dict[str, Any]:
     """Run a whole stress test from a run spec; returns a summary (paths, stages, costs)."""
     from specstress import planning
     from specstress.providers.engine import close_engine
 
-    ctx = RunContext.create(spec_path, overrides, run_id=run_id, emulator_url=emulator_url, quiet=quiet)
+    ctx = RunContext.create(spec_path, overrides, run_id=run_id, emulator_url=emulator_url, quiet=quiet,
+                            resend_errors=resend_errors)
     spec = ctx.spec
     wh = Warehouse(ctx.warehouse_root)
     warnings = planning.preflight(spec, ctx.emulator_url or "http://emulator.invalid")

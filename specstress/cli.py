@@ -65,14 +65,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides = _parse_sets(args.set) or None
     # Everything that can be checked is checked here, before Prefect starts and before any call.
-    ctx = RunContext.create(args.spec_path, overrides, emulator_url=args.emulator_url)
+    ctx = RunContext.create(args.spec_path, overrides, emulator_url=args.emulator_url, resend_errors=args.resend_errors)
     planning.preflight(ctx.spec, ctx.emulator_url or "http://emulator.invalid")
     ctx.spent_before = planning.spent_before(ctx)
     planning.check_budget(ctx, planning.plan(ctx))
     _quiet_prefect()
     from flows.stress_test import stress_test
 
-    summary = stress_test(args.spec_path, overrides, emulator_url=args.emulator_url, quiet=args.quiet)
+    summary = stress_test(args.spec_path, overrides, emulator_url=args.emulator_url, quiet=args.quiet,
+                          resend_errors=args.resend_errors)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
@@ -289,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field (dotted key)")
     r.add_argument("--emulator-url", help="use an emulator that is already running instead of starting one")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
+    r.add_argument("--resend-errors", action="store_true",
+                   help="send again the calls that ended permanent_error or parse_error (after fixing their cause)")
     r.add_argument("--json", action="store_true", help="print the run summary as JSON")
     r.set_defaults(func=cmd_run)
 

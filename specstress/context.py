@@ -32,20 +32,23 @@ class RunContext:
     quiet: bool = False
     spent_before: float = 0.0  # dollars earlier invocations of this run name already spent
     dask_address: str | None = None  # the run's Dask cluster, when task_runner.kind is dask
+    resend_errors: bool = False  # treat cached permanent_error/parse_error calls as unfinished (re-send them)
+    spec_hash: str | None = None  # the spec as the run started: a worker that reads another one refuses
 
     @classmethod
     def create(cls, spec_path: str | Path, overrides: dict[str, Any] | None = None, run_id: str | None = None,
-               emulator_url: str | None = None, quiet: bool = False) -> RunContext:
+               emulator_url: str | None = None, quiet: bool = False, resend_errors: bool = False) -> RunContext:
         spec = load_run_spec(spec_path, overrides)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         rid = run_id or f"{spec.name}-{stamp}-{uuid.uuid4().hex[:6]}"
         ctx = cls(spec_path=str(Path(spec_path).resolve()), run_id=rid, warehouse_root=spec.warehouse_root(),
-                  overrides=dict(overrides or {}), emulator_url=emulator_url or spec.emulator.url, quiet=quiet)
+                  overrides=dict(overrides or {}), emulator_url=emulator_url or spec.emulator.url, quiet=quiet,
+                  resend_errors=resend_errors, spec_hash=spec.spec_hash())
         _SPECS[ctx._spec_key()] = spec
         return ctx
 
     def _spec_key(self) -> str:
-        return self.spec_path + "|" + canonical_json(self.overrides)
+        return self.spec_path + "|" + canonical_json(self.overrides) + "|" + (self.spec_hash or "")
 
     @property
     def spec(self) -> RunSpec:
@@ -53,7 +56,13 @@ class RunContext:
         with _LOCK:
             s = _SPECS.get(key)
             if s is None:
-                s = _SPECS[key] = load_run_spec(self.spec_path, self.overrides)
+                s = load_run_spec(self.spec_path, self.overrides)
+                if self.spec_hash and s.spec_hash() != self.spec_hash:
+                    from specstress.errors import SpecError
+
+                    raise SpecError(f"{self.spec_path} changed since run {self.run_id} started; a worker would "
+                                    "build calls from a different spec. Fix: run again (finished work is kept).")
+                _SPECS[key] = s
             return s
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,7 +85,12 @@ def endpoint_identity(spec: RunSpec, model_id: str) -> str:
     """
     entry = spec.model(model_id)
     if not entry.on_emulator:
-        return entry.endpoint
+        import os
+
+        from specstress.providers import BASE_URL_VARIABLES
+
+        url = entry.base_url or os.environ.get(BASE_URL_VARIABLES.get(entry.provider, ""), "")
+        return public_url(url) if url else "default"
     em = spec.emulator
     shaping = {
         "seed": em.seed,
@@ -86,6 +100,17 @@ def endpoint_identity(spec: RunSpec, model_id: str) -> str:
         "truncation_rate": em.faults.truncation_rate,
     }
     return "emulator:" + content_hash(shaping)[:12]
+
+
+def public_url(url: str) -> str:
+    """A URL without credentials or query string (what may enter keys, ids and lineage)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def model_identity(spec: RunSpec, model_id: str) -> dict[str, Any]:

@@ -70,13 +70,21 @@ def parse_template(text: str, path: Path) -> Template:
     )
 
 
-@lru_cache(maxsize=64)
 def load_template(name: str, prompts_dir: str | None = None) -> Template:
+    """The template ``name`` (re-read when its file changes, so long-lived workers never use a stale one)."""
     folder = Path(prompts_dir) if prompts_dir else PROMPTS_DIR
     path = folder / f"{name}.md"
-    if not path.exists():
-        raise FileNotFoundError(f"prompt template {name!r} not found at {path}")
-    return parse_template(path.read_text(encoding="utf-8"), path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise FileNotFoundError(f"prompt template {name!r} not found at {path}") from None
+    return _load(str(path), stamp)
+
+
+@lru_cache(maxsize=128)
+def _load(path: str, stamp: int) -> Template:
+    p = Path(path)
+    return parse_template(p.read_text(encoding="utf-8"), p)
 
 
 def template_hashes(names: list[str]) -> dict[str, str]:

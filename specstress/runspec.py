@@ -120,12 +120,10 @@ class ModelEntry(_Strict):
 
     @property
     def endpoint(self) -> str:
-        """The endpoint identity that enters call keys (never the emulator's port)."""
+        """Coarse endpoint identity (see ``specstress.context.endpoint_identity`` for the one in keys)."""
         if self.on_emulator:
             return EMULATOR
-        if self.provider == "openai_compatible":
-            return self.base_url or "default"
-        return "default"
+        return self.base_url or "default"
 
 
 # --------------------------------------------------------------------------- roles
@@ -410,6 +408,9 @@ class RunSpec(_Strict):
         if r.embedder.kind == "model":
             check(("roles", "embedder", "model"), r.embedder.model)
         for name, members in self.subsets.items():
+            if name == "all":
+                raise _CrossRefError(("subsets", "all"), "'all' is the whole panel and cannot be redefined",
+                                     "give this subset another name")
             if len(members) < 2:
                 raise _CrossRefError(("subsets", name), f"subset {name!r} has fewer than two models",
                                      "a disagreement subset needs at least two panel models")
@@ -639,6 +640,9 @@ def load_run_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         raise SpecError(_format_validation_error(path, root, exc)) from None
     spec._source = path.resolve()
     _check_files(spec, path, root)
+    from specstress.secrets import register_key_variables
+
+    register_key_variables([m.key_env for m in spec.models if m.key_env])
     return spec
 
 

@@ -39,10 +39,19 @@ def find_key(provider: str, key_env: str | None = None) -> str | None:
     return None
 
 
+_EXTRA_VARIABLES: set[str] = set()
+
+
+def register_key_variables(names: list[str]) -> None:
+    """Also scrub the values of these variables (a run spec's custom ``key_env`` names)."""
+    _EXTRA_VARIABLES.update(n for n in names if n)
+
+
 def _known_secrets() -> list[str]:
     vals = []
     for name, val in os.environ.items():
-        if val and len(val) >= 8 and (name.endswith("_API_KEY") or name.endswith("_TOKEN") or name in (
+        if val and len(val) >= 8 and (name in _EXTRA_VARIABLES or name.endswith("_API_KEY") or name.endswith("_TOKEN")
+                                      or "SECRET" in name or name in (
                 "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "XAI_API_KEY")):
             vals.append(val)
     return sorted(set(vals), key=len, reverse=True)

@@ -37,6 +37,16 @@ def subsets_table(spec: RunSpec) -> pa.Table:
 class SqlStage(Stage):
     model_sql = ""
 
+    def template_hashes(self) -> dict[str, str]:
+        return {}
+
+    def sql_hash(self) -> str:
+        """The model file's content hash: editing the SQL recomputes the artefact (as dbt would)."""
+        from specstress.hashing import sha256_hex
+        from warehouse.sql_files import read_sql
+
+        return sha256_hex(read_sql("models", self.model_sql))[:16]
+
     def sources(self, ctx: RunContext, inputs: Inputs) -> dict[str, Any]:
         return {name: inputs.loader.paths(name, aid) for name, aid in inputs.ids.items()}
 
@@ -58,7 +68,7 @@ class DisagreementStage(SqlStage):
     model_sql = "disagreement"
 
     def config(self, spec: RunSpec) -> dict[str, Any]:
-        return {"high": spec.disagreement.high, "subsets": spec.all_subsets()}
+        return {"high": spec.disagreement.high, "subsets": spec.all_subsets(), "sql": self.sql_hash()}
 
     def params(self, spec: RunSpec) -> dict[str, Any]:
         return {"high": float(spec.disagreement.high)}
@@ -78,6 +88,9 @@ class PrioritiesStage(SqlStage):
     schema = PRIORITIES_SCHEMA
     model_sql = "value_priorities"
 
+    def config(self, spec: RunSpec) -> dict[str, Any]:
+        return {"sql": self.sql_hash()}
+
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         top = {r["model_id"]: r["category"] for r in table.to_pylist() if r["rank"] == 1}
         return {"rows": table.num_rows, "top_category": top}
@@ -91,7 +104,8 @@ class OutliersStage(SqlStage):
     model_sql = "outliers"
 
     def config(self, spec: RunSpec) -> dict[str, Any]:
-        return {"min_gap": spec.outliers.min_gap, "min_share": spec.outliers.min_share, "panel": spec.roles.panel}
+        return {"min_gap": spec.outliers.min_gap, "min_share": spec.outliers.min_share, "panel": spec.roles.panel,
+                "sql": self.sql_hash()}
 
     def params(self, spec: RunSpec) -> dict[str, Any]:
         return {"min_gap": int(spec.outliers.min_gap), "min_share": float(spec.outliers.min_share)}

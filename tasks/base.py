@@ -149,6 +149,15 @@ class Sender:
         if not requests:
             return []
         results = self.engine.run_calls(requests, self.stage)
+        failed = [r for r in results if r.outcome == "permanent_error"]
+        if len(failed) >= 5 and len(failed) >= len(results) / 2:
+            from specstress.errors import FatalProviderError
+
+            self.engine.flush()
+            raise FatalProviderError(
+                f"{len(failed)} of {len(results)} calls of stage {self.stage!r} were refused for good "
+                f"(first: {(failed[0].error or '')[:200]}). Fix the cause (model id, parameters), then run again "
+                "with --resend-errors to send the refused calls again.")
         unfinished = [r for r in results if not r.final]
         if unfinished:
             self.engine.flush()

@@ -24,22 +24,25 @@ COMPLIANCE_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("judge", pa.string()), ("verdict", pa.string()),
     ("reasoning", pa.string()), ("sections", pa.list_(pa.string())), ("status", pa.string()),
     ("samples", pa.list_(pa.string())), ("subset", pa.string()), ("d", pa.float64()), ("bin", pa.string()),
-    ("call_key", pa.string()),
+    ("group_size", pa.int16()), ("call_key", pa.string()),
 ])
 
 _SPEC_CACHE: dict[str, str] = {}
+_URL_CACHE: dict[str, str] = {}
 
 
 def model_spec_text(spec: RunSpec) -> tuple[str, str]:
     """(rendered spec text, sha256 of the source file), read once per process."""
     src = spec.compliance.model_spec or ""
-    if "://" in src:
+    if "://" in src and src in _URL_CACHE:
+        raw = _URL_CACHE[src]
+    elif "://" in src:
         import urllib.request
 
         from specstress.errors import SpecError
 
         try:
-            raw = urllib.request.urlopen(src, timeout=30).read().decode("utf-8")  # noqa: S310 - user-given URL
+            raw = _URL_CACHE[src] = urllib.request.urlopen(src, timeout=30).read().decode("utf-8")  # noqa: S310
         except Exception as exc:  # noqa: BLE001
             raise SpecError(f"compliance.model_spec: cannot fetch {src} ({type(exc).__name__}). Fix: download it and "
                             "set compliance.model_spec to the local file.") from None
@@ -116,15 +119,16 @@ class ComplianceStage(Stage):
                 if r["subset"] == subset}
         queries = {s["scenario_id"]: s["query"] for s in kept_scenarios(inputs)}
         group = set(self.group(spec))
+        answered = {Outcome.OK, Outcome.REFUSAL}  # a refusal is an answer too, and is judged as one
         items = []
         for r in inputs.table("responses", ["scenario_id", "model_id", "outcome", "response"]).to_pylist():
             sid = r["scenario_id"]
             if sid in chosen and r["model_id"] in group:
                 d, b = dmap.get(sid, (None, None))
                 items.append({"scenario_id": sid, "model_id": r["model_id"], "query": queries[sid],
-                              "response": r["response"] if r["outcome"] == Outcome.OK else None,
+                              "response": r["response"] if r["outcome"] in answered and r["response"] else None,
                               "outcome": r["outcome"], "samples": sorted(chosen[sid]), "subset": subset,
-                              "d": d, "bin": b})
+                              "d": d, "bin": b, "group_size": len(group)})
         items.sort(key=lambda it: (it["scenario_id"], it["model_id"]))
         return items
 
@@ -155,14 +159,16 @@ class ComplianceStage(Stage):
                          "reasoning": res.parsed.get("reasoning") if ok else res.error,
                          "sections": res.parsed.get("sections") if ok else None,
                          "status": "ok" if ok else str(res.outcome), "samples": it["samples"],
-                         "subset": it["subset"], "d": it["d"], "bin": it["bin"], "call_key": req.key})
+                         "subset": it["subset"], "d": it["d"], "bin": it["bin"], "group_size": it["group_size"],
+                         "call_key": req.key})
         for it in items:
             if it["response"] is None:
                 for judge in spec.roles.compliance_judges:
                     rows.append({"scenario_id": it["scenario_id"], "model_id": it["model_id"], "judge": judge,
                                  "verdict": None, "reasoning": None, "sections": None,
                                  "status": f"no_response:{it['outcome']}", "samples": it["samples"],
-                                 "subset": it["subset"], "d": it["d"], "bin": it["bin"], "call_key": None})
+                                 "subset": it["subset"], "d": it["d"], "bin": it["bin"],
+                                 "group_size": it["group_size"], "call_key": None})
         return pa.Table.from_pylist(rows, schema=COMPLIANCE_SCHEMA)
 
     def estimate(self, spec: RunSpec, counts: dict[str, int]) -> list[EstimateRow]:

@@ -28,7 +28,7 @@ def vectors_of(table: pa.Table) -> np.ndarray:
 
 class DiversityStage(Stage):
     name = "diversity"
-    version = "1"
+    version = "2"  # 2: the exact r-net / fixed farthest-first of specstress.kcenter
     inputs = ("embeddings",)
     schema = DIVERSITY_SCHEMA
 

@@ -23,7 +23,7 @@ HIGH_SCHEMA = pa.schema([
 
 class HighDisagreementStage(Stage):
     name = "high_disagreement"
-    version = "1"
+    version = "2"  # 2: the exact r-net / fixed farthest-first of specstress.kcenter
     inputs = ("disagreement", "embeddings")
     schema = HIGH_SCHEMA
 

@@ -87,8 +87,9 @@ class MatchingStage(Stage):
             })
         return items
 
-    def _requests(self, spec: RunSpec, it: dict[str, Any], sample: int) -> list[tuple[CallRequest, list[str]]]:
-        """(request, labels->models) pairs for one scenario."""
+    def _requests(self, spec: RunSpec, it: dict[str, Any], sample: int,
+                  only: set[str] | None = None) -> list[tuple[CallRequest, list[str]]]:
+        """(request, labels->models) pairs for one scenario (per response: only the models in ``only``)."""
         present = [m for m in it["order"] if it["responses"].get(m) is not None]
         if not present or it["spectra"] is None:
             return []
@@ -97,7 +98,7 @@ class MatchingStage(Stage):
             tpl = load_template("matching_single")
             return [(make_request(spec, spec.roles.matcher, tpl, {
                 **base, "responses": f'<response id="R1">{it["responses"][m]}</response>', "n_responses": 1},
-                purpose=self.name, sample_index=sample), [m]) for m in present]
+                purpose=self.name, sample_index=sample), [m]) for m in present if only is None or m in only]
         tpl = load_template("matching")
         blocks = "\n\n".join(f'<response id="R{i + 1}">{it["responses"][m]}</response>' for i, m in enumerate(present))
         return [(make_request(spec, spec.roles.matcher, tpl, {**base, "responses": blocks, "n_responses": len(present)},
@@ -113,25 +114,32 @@ class MatchingStage(Stage):
         got: dict[tuple[str, str], dict[str, Any]] = {}
         status: dict[tuple[str, str], str] = {}
         keys: dict[tuple[str, str], str] = {}
-        pending = {it["scenario_id"]: it for it in items}
+        # scenario id -> (item, the models still without a placement; None = the whole scenario)
+        pending: dict[str, tuple[dict[str, Any], set[str] | None]] = {it["scenario_id"]: (it, None) for it in items}
         for attempt in range(spec.matching.max_reasks + 1):
             batch: list[tuple[dict[str, Any], CallRequest, list[str]]] = []
-            for it in pending.values():
-                for req, models in self._requests(spec, it, attempt):
+            for it, only in pending.values():
+                for req, models in self._requests(spec, it, attempt, only):
                     batch.append((it, req, models))
             if not batch:
                 break
             results = send([b[1] for b in batch])
-            retry: dict[str, dict[str, Any]] = {}
+            retry: dict[str, tuple[dict[str, Any], set[str] | None]] = {}
             for (it, req, models), res in zip(batch, results, strict=True):
                 sid = it["scenario_id"]
-                for m in models:
-                    keys[(sid, m)] = req.key
                 if not res.ok or not res.parsed:
                     for m in models:
-                        status[(sid, m)] = "judge_failed" if res.outcome == Outcome.PARSE_ERROR else f"judge_{res.outcome}"
-                    retry[sid] = it
+                        if status.get((sid, m)) != "ok":  # a failed re-ask never undoes a placement
+                            status[(sid, m)] = ("judge_failed" if res.outcome == Outcome.PARSE_ERROR
+                                                else f"judge_{res.outcome}")
+                            keys[(sid, m)] = req.key
+                    if spec.matching.mode == "per_response":
+                        retry.setdefault(sid, (it, set()))[1].update(models)  # type: ignore[union-attr]
+                    else:
+                        retry[sid] = (it, None)
                     continue
+                for m in models:
+                    keys[(sid, m)] = req.key
                 if spec.matching.mode == "per_response":
                     got[(sid, models[0])] = {"value1": res.parsed["value1"], "value2": res.parsed["value2"]}
                     status[(sid, models[0])] = "ok"

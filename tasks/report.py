@@ -168,7 +168,8 @@ def render_report(wh: Warehouse, run: str | None = None, top_n: int = 10) -> str
             fig2 = _dicts(con, """SELECT bin, round(avg(CASE WHEN frequent_majority THEN 1.0 ELSE 0 END) * 100, 1) AS majority_pct,
                                   round(avg(CASE WHEN frequent_any THEN 1.0 ELSE 0 END) * 100, 1) AS any_judge_pct, count(*) AS scenarios
                                   FROM (SELECT scenario_id, any_value(bin) AS bin, bool_and(problematic) AS frequent_majority,
-                                               bool_and(any_flag) AS frequent_any FROM compliance GROUP BY scenario_id)
+                                               bool_and(any_flag) AS frequent_any FROM compliance GROUP BY scenario_id
+                                        HAVING count(*) = any_value(group_size))
                                   GROUP BY bin ORDER BY bin""")
             parts.append("<h3>Frequent non-compliance by disagreement bin</h3>" + _table(fig2))
             parts.append("<h3>Judge agreement</h3>" + _table(_dicts(con, "SELECT * FROM judge_agreement")))

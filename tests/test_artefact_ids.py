@@ -69,3 +69,16 @@ def test_persona_change_recomputes_responses():
     b = ids(**{"emulator.personas": [
         {"name": "sim-guardian", "weights": {"Protecting vulnerable entities": 1.0}}]})
     assert a["scenarios"] != b["scenarios"] or a["responses"] != b["responses"]
+
+
+def test_base_url_enters_call_keys_without_credentials():
+    from specstress.context import endpoint_identity, public_url
+
+    spec = load_run_spec(DEMO, {"models": [
+        {"id": "a", "provider": "openai", "model": "gpt-x", "base_url": "https://user:pw@proxy.example/v1/?key=1"},
+        {"id": "b", "provider": "openai", "model": "gpt-x"}],
+        "roles": {"generators": [{"model": "a"}], "panel": ["a", "b"], "rubric": "a", "matcher": "a"},
+        "subsets": {}, "compliance": {"enabled": False}, "emulator": {"enabled": False}})
+    assert endpoint_identity(spec, "a") == "https://proxy.example/v1"
+    assert endpoint_identity(spec, "b") == "default"
+    assert public_url("http://h:8000/v1/") == "http://h:8000/v1"

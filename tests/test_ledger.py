@@ -98,3 +98,28 @@ def test_remaining_is_an_anti_join_in_plan_order(tmp_path):
     keys = [r.key for r in reqs] + [reqs[9].key]
     assert led.remaining(keys) == [reqs[6].key, reqs[8].key, reqs[9].key]
     assert Ledger(Warehouse(str(tmp_path / "empty"))).remaining(keys[:2]) == keys[:2]
+
+
+def test_a_failed_flush_loses_nothing(tmp_path, monkeypatch):
+    wh = Warehouse(str(tmp_path))
+    led = Ledger(wh, flush_rows=1000, flush_seconds=999)
+    reqs = [req(f"f{i}") for i in range(3)]
+    for r in reqs:
+        record(led, r, Outcome.OK)
+    real = wh.write_table
+    calls = {"n": 0}
+
+    def flaky(parts, table):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk full")
+        return real(parts, table)
+
+    monkeypatch.setattr(wh, "write_table", flaky)
+    import pytest
+
+    with pytest.raises(OSError):
+        led.flush()
+    record(led, req("later"), Outcome.OK)
+    assert led.flush() == 4  # the three rows came back, ahead of the new one
+    assert Ledger(wh).final_keys(r.key for r in reqs) == {r.key for r in reqs}

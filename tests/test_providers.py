@@ -230,3 +230,42 @@ def test_rpm_limit_paces_requests(setup_factory):
     assert all(r.ok for r in results)
     assert s.emu.stats()["served_429"] <= 3
     assert elapsed >= 1.5  # 60 requests at ~19/s after a one-second burst
+
+
+def test_account_errors_in_400_bodies_are_fatal_not_cached():
+    from specstress.providers.base import kind_for_status
+
+    assert kind_for_status(400, "API key not valid. Please pass a valid API key.") == "auth"
+    assert kind_for_status(400, "Your credit balance is too low to access the API") == "auth"
+    assert kind_for_status(400, "max_tokens: must be at most 8192") == "bad_request"
+    assert kind_for_status(402, "") == "auth"
+
+
+def test_window_growth_wakes_queued_requests():
+    import asyncio
+
+    async def scenario() -> int:
+        w = AIMDWindow(max_in_flight=8, min_in_flight=2, start=2, cooldown_s=0.0)
+        peak = 0
+
+        async def job():
+            nonlocal peak
+            await w.acquire()
+            peak = max(peak, w.in_flight)
+            await asyncio.sleep(0.01)
+            w.on_success()
+            await w.release()
+
+        await asyncio.gather(*(job() for _ in range(200)))
+        return peak
+
+    assert asyncio.run(scenario()) > 2  # the window grew and more requests ran at once
+
+
+def test_custom_key_variables_are_scrubbed(monkeypatch):
+    from specstress.secrets import redact, register_key_variables
+
+    monkeypatch.setenv("MY_VLLM_CREDENTIAL", "tok-abcdefghijkl")
+    assert "tok-abcdefghijkl" in redact("echo tok-abcdefghijkl")
+    register_key_variables(["MY_VLLM_CREDENTIAL"])
+    assert redact("echo tok-abcdefghijkl") == "echo [REDACTED]"

@@ -122,10 +122,16 @@ def test_budget_stop_mid_run_then_resume_without_paying_twice(prefect_server, tm
         from specstress.runspec import Faults
 
         emu.set_faults(Faults())
-        summary = stress_test(str(DEMO), {**over, "budget_usd": 1000}, emulator_url=emu.url, quiet=True)
+        # resumed with another shard size: no part made from other items is reused, nothing is lost
+        resumed = {**over, "budget_usd": 1000, "shards.size": 7}
+        summary = stress_test(str(DEMO), resumed, emulator_url=emu.url, quiet=True)
         assert summary["status"] == "completed"
         assert summary["cache_hits"] > 0
         assert emu.stats()["max_completions_per_key"] == 1
+        kept = views.query(str(tmp_path), "select count(*) as n from scenarios where kept").to_pylist()[0]["n"]
+        n = views.query(str(tmp_path), "select count(*) as n, count(distinct scenario_id || model_id) as k "
+                                       "from responses").to_pylist()[0]
+        assert n["n"] == n["k"] == kept * 6
     finally:
         emu.stop()
 

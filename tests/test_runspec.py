@@ -69,6 +69,7 @@ BAD = {
                               ["models[2].params.temperature", "remove"]),
     "bad base_url": (lambda d: d["models"][0].update(base_url="localhost:8000"), ["models[0].base_url", "http"]),
     "duplicate persona": (lambda d: d["emulator"]["personas"][1].update(name="sim-guardian"), ["personas", "duplicate"]),
+    "redefined all subset": (lambda d: d["subsets"].update(all=["guardian", "scholar"]), ["subsets.all", "another name"]),
 }
 
 

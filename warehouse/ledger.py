@@ -125,8 +125,12 @@ def row_to_result(row: dict[str, Any]) -> CallResult:
 class Ledger:
     """Append-only, buffered, content-addressed record of every call. Thread-safe."""
 
-    def __init__(self, warehouse: Warehouse, flush_rows: int = 250, flush_seconds: float = 2.0) -> None:
+    def __init__(self, warehouse: Warehouse, flush_rows: int = 250, flush_seconds: float = 2.0,
+                 resend_errors: bool = False) -> None:
         self.wh = warehouse
+        # With resend_errors, calls that ended permanent_error or parse_error count as unfinished.
+        self.hit_filter = "final AND outcome NOT IN ('permanent_error', 'parse_error')" if resend_errors else "final"
+        self._retry_outcomes = {"permanent_error", "parse_error"} if resend_errors else set()
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._buf: list[dict[str, Any]] = []
@@ -139,14 +143,27 @@ class Ledger:
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, row: dict[str, Any]) -> None:
+    def append(self, row: dict[str, Any], flush: bool = True) -> None:
+        """Buffer one row. With ``flush`` (the default) a full or old buffer is written at once; the
+        engine passes ``flush=False`` and leaves writing to its ticker thread, off its event loop."""
         with self._lock:
             self._buf.append(row)
             if row["final"]:
                 self._pending[row["key"]] = row
             due = len(self._buf) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds
-        if due:
+        if due and flush:
             self.flush()
+
+    def flush_due(self) -> bool:
+        with self._lock:
+            return bool(self._buf) and (len(self._buf) >= self.flush_rows
+                                        or time.monotonic() - self._last_flush >= self.flush_seconds)
+
+    def pending_result(self, key: str) -> CallResult | None:
+        """A final result appended but maybe not yet flushed (lets concurrent shards share it)."""
+        with self._lock:
+            row = self._pending.get(key)
+        return row_to_result(row) if row is not None and row["outcome"] not in self._retry_outcomes else None
 
     def flush_if_due(self) -> None:
         with self._lock:
@@ -165,7 +182,12 @@ class Ledger:
             self._seq += 1
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
             name = f"part-{stamp}-{self._writer_id}-{self._seq:06d}.parquet"
-            self.wh.write_table(["ledger", name], pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA))
+            try:
+                self.wh.write_table(["ledger", name], pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA))
+            except BaseException:
+                with self._lock:  # nothing is lost: the rows go back, ahead of newer ones, for the next flush
+                    self._buf[:0] = rows
+                raise
             with self._lock:
                 for r in rows:
                     if r["final"] and self._pending.get(r["key"]) is r:
@@ -186,7 +208,7 @@ class Ledger:
         with self._lock:
             for k in keys:
                 row = self._pending.get(k)
-                if row is not None:
+                if row is not None and row["outcome"] not in self._retry_outcomes:
                     out[k] = row_to_result(row)
         rest = [k for k in keys if k not in out]
         files = self.files()
@@ -197,7 +219,7 @@ class Ledger:
             con.register("wanted", pa.table({"key": rest}))
             rel = con.sql(
                 f"SELECT {_RESULT_COLS} FROM read_parquet({_list_sql(files)}) "
-                f"WHERE final AND key IN (SELECT key FROM wanted) "
+                f"WHERE {self.hit_filter} AND key IN (SELECT key FROM wanted) "
                 f"QUALIFY row_number() OVER (PARTITION BY key ORDER BY finished_at DESC) = 1"
             )
             for row in rel.to_arrow_table().to_pylist():
@@ -220,7 +242,7 @@ class Ledger:
         try:
             con.register("wanted", pa.table({"key": rest}))
             rel = con.sql(f"SELECT DISTINCT key FROM read_parquet({_list_sql(files)}) "
-                          "WHERE final AND key IN (SELECT key FROM wanted)")
+                          f"WHERE {self.hit_filter} AND key IN (SELECT key FROM wanted)")
             found.update(rel.to_arrow_table().column("key").to_pylist())
         finally:
             con.close()
@@ -241,7 +263,7 @@ class Ledger:
             try:
                 con.register("wanted", pa.table({"i": pa.array(range(len(keys)), pa.int64()), "key": keys}))
                 rel = con.sql(f"SELECT w.key FROM wanted w ANTI JOIN (SELECT key FROM read_parquet({_list_sql(files)}) "
-                              "WHERE final) f ON w.key = f.key ORDER BY w.i")
+                              f"WHERE {self.hit_filter}) f ON w.key = f.key ORDER BY w.i")
                 rest = rel.to_arrow_table().column("key").to_pylist()
             finally:
                 con.close()
@@ -258,8 +280,9 @@ class Ledger:
         if files:
             con = duckdb_connect(None if self.wh.is_local else self.wh.root)
             try:
-                v = con.sql(f"SELECT coalesce(sum(cost_usd), 0) FROM read_parquet({_list_sql(files)}) "
-                            f"WHERE starts_with(run_id, '{run_id_prefix}')").fetchall()[0][0]
+                v = con.sql(f"SELECT coalesce(sum(cost_usd), 0) FROM (SELECT DISTINCT key, finished_at, attempts, "
+                            f"cost_usd FROM read_parquet({_list_sql(files)}) "
+                            f"WHERE starts_with(run_id, '{run_id_prefix}'))").fetchall()[0][0]
                 total += float(v or 0)
             finally:
                 con.close()

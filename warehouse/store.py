@@ -226,7 +226,11 @@ class Warehouse:
             missing = [n for n in expected_parts if n not in names]
             if missing:
                 raise RuntimeError(f"artefact {stage}/{artefact_id} is missing parts {missing[:3]}")
-            parts = [p for p in parts if p.rsplit("/", 1)[-1] in set(expected_parts)]
+            keep = set(expected_parts)
+            for p in parts:  # leftovers of an interrupted attempt that was sharded differently
+                if p.rsplit("/", 1)[-1] not in keep:
+                    self.fs.rm(p if self.is_local else p.split("://", 1)[-1])
+            parts = [p for p in parts if p.rsplit("/", 1)[-1] in keep]
         rows = 0
         for p in parts:
             rows += self._num_rows(p)

@@ -273,7 +273,7 @@ class Emulator:
                 st.by_status[400] += 1
                 cred = request.headers.get("authorization") or request.headers.get("x-api-key") or \
                     request.headers.get("x-goog-api-key") or ""
-                return JSONResponse({"error": {"message": f"bad request for credential {cred}", "type": "invalid_request_error"}},
+                return JSONResponse({"error": {"message": f"malformed request; the proxy saw {cred}", "type": "invalid_request_error"}},
                                     status_code=400)
             if f.hang_rate and st.rng.random() < f.hang_rate:
                 # The server stalls and finally gives up: no completion is ever delivered for it.

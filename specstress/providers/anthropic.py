@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from specstress.domain import CallRequest, Outcome, Usage
-from specstress.providers.base import ProviderError, RawReply, classify_exception
+from specstress.providers.base import ProviderError, RawReply, classify_exception  # noqa: F401
 
 
 class AnthropicAdapter:
@@ -66,7 +66,11 @@ class AnthropicAdapter:
             return RawReply(Outcome.TRUNCATED, text=text, parsed=parsed, usage=usage, served_model=r.model)
         if stop in ("end_turn", "stop_sequence", "tool_use", "pause_turn", None):
             return RawReply(Outcome.OK, text=text, parsed=parsed, usage=usage, served_model=r.model)
-        raise ProviderError("internal", f"unknown stop_reason {stop!r}")
+        # A stop reason this version does not know: the call was answered and billed, so it is final.
+        # Running out of room is a truncation; anything else is kept as an answer.
+        if any(w in str(stop) for w in ("max", "exceed", "context", "length")):
+            return RawReply(Outcome.TRUNCATED, text=text, parsed=parsed, usage=usage, served_model=r.model)
+        return RawReply(Outcome.OK, text=text, parsed=parsed, usage=usage, served_model=r.model)
 
     async def embed(self, req: CallRequest) -> RawReply:
         raise ProviderError("bad_request", "Anthropic has no embedding API; use kind: local or an OpenAI/Gemini model")

@@ -21,6 +21,7 @@ internal       a bug on our side (unexpected shape)   not retried, not final
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,6 +67,11 @@ class Adapter(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: 400 bodies that mean "your credentials or account", not "your request": fix and rerun, never cache.
+_ACCOUNT_400 = re.compile(r"api[_ ]?key|credential|credit balance|billing|insufficient[_ ]quota|"
+                          r"unauthori[sz]ed|not authori[sz]ed", re.IGNORECASE)
+
+
 def kind_for_status(status: int | None, body: str = "") -> str:
     if status is None:
         return "server"
@@ -73,7 +79,7 @@ def kind_for_status(status: int | None, body: str = "") -> str:
         return "rate_limit"
     if status == 529 or "overloaded" in body.lower():
         return "overloaded"
-    if status in (401, 403):
+    if status in (401, 402, 403) or (status == 400 and _ACCOUNT_400.search(body)):
         return "auth"
     if status == 404:
         return "not_found"

@@ -57,7 +57,7 @@ class Engine:
         self.ctx = ctx
         self.spec = ctx.spec
         self.warehouse = Warehouse(ctx.warehouse_root)
-        self.ledger = Ledger(self.warehouse)
+        self.ledger = Ledger(self.warehouse, resend_errors=bool(getattr(ctx, "resend_errors", False)))
         self.prices = PriceTable.load(self.spec.resolve(self.spec.prices))
         self.retry = self.spec.retry
         self.emulator_url = ctx.emulator_url
@@ -143,12 +143,13 @@ class Engine:
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
             try:
-                await asyncio.to_thread(self.ledger.flush_if_due)
+                if self.ledger.flush_due():
+                    await asyncio.to_thread(self.ledger.flush)  # Parquet writes stay off the event loop
                 self.print_progress()
-            except Exception:
-                pass
+            except Exception as exc:  # noqa: BLE001 - keep ticking; the rows stay buffered for the next try
+                print(f"warning: ledger flush failed, will retry: {redact(str(exc))}", file=sys.stderr)
 
     async def _send_all(self, reqs: list[CallRequest], stage: str) -> list[CallResult]:
         async def one(r: CallRequest) -> CallResult:
@@ -163,6 +164,10 @@ class Engine:
         fut = self._inflight.get(req.key)
         if fut is not None:
             return await asyncio.shield(fut)
+        done = self.ledger.pending_result(req.key)  # finished by a concurrent shard since its lookup
+        if done is not None:
+            self.counters[stage].hits += 1
+            return done
         fut = self._loop.create_future()
         self._inflight[req.key] = fut
         try:
@@ -217,7 +222,7 @@ class Engine:
         c.outcomes[str(res.outcome)] += 1
         if not res.final:
             c.failed += 1
-        self.ledger.append(make_row(req, res, self.ctx.run_id, started, statuses))
+        self.ledger.append(make_row(req, res, self.ctx.run_id, started, statuses), flush=False)
         return res
 
     async def _send_with_retries(self, req: CallRequest, c: StageCounters) -> tuple[CallResult, list[int]]:
@@ -317,16 +322,16 @@ class Engine:
         rres.cost_usd = price.cost(rres.usage) if price else 0.0
         c.cost_usd += rres.cost_usd
         self.run_cost += rres.cost_usd
-        self.ledger.append(make_row(repair, rres, self.ctx.run_id, started, statuses))
+        self.ledger.append(make_row(repair, rres, self.ctx.run_id, started, statuses), flush=False)
         if rres.outcome == Outcome.OK:
             res.parsed = rres.parsed
             res.error = "repaired"
             return res
         if not rres.final:
-            # The repair did not finish: leave the original call unfinished too, so that a retry
-            # of the shard repairs it again (the original answer itself comes from the ledger).
-            res.outcome = Outcome.RETRYABLE_ERROR
-            res.error = f"repair did not finish: {rres.error}"
+            # The original answer is paid for: it is recorded as a final parse_error (never sent again);
+            # stages that re-ask do so with a new sample, so nothing is paid twice.
+            res.outcome = Outcome.PARSE_ERROR
+            res.error = f"{err}; the repair did not finish: {rres.error}"
             return res
         res.outcome = Outcome.PARSE_ERROR
         res.error = f"{err}; repair: {rres.error or rres.outcome}"

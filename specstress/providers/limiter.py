@@ -44,7 +44,8 @@ class AIMDWindow:
     async def release(self) -> None:
         async with self._cond:
             self.in_flight -= 1
-            self._cond.notify(1)
+            # the window may have grown since the waiters queued: wake as many as now fit
+            self._cond.notify(max(1, int(self.limit) - self.in_flight))
 
     def on_success(self) -> None:
         if self.limit < self.max:

@@ -7,6 +7,7 @@ WITH per_scenario AS (
            bool_and(NOT problematic) AS all_pass
     FROM compliance
     GROUP BY scenario_id
+    HAVING count(*) = any_value(group_size)   -- every model of the group was judged
 ),
 by_set AS (
     SELECT s.sample_set, count(*) AS scenarios, avg(all_problematic::INT) AS problematic_share,
