@@ -166,6 +166,10 @@ def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[st
             plan_paths.append(wh.path(*rel))
             part_names.append(wh.part_name(i, tag))
         ctx_dict = ctx.to_dict()
+        from specstress.providers.engine import get_engine
+
+        engine = get_engine(ctx)
+        engine.expect(stage.name, round(len(items) * stage.calls_per_item))
         runner_task = shard_task.with_options(**opts, task_run_name=f"{stage.name}-shard-{{shard_index}}")
         with _progress(ctx, stage, len(shards)) as update:
             futures = [runner_task.submit(stage.name, ctx_dict, aid, i, plan_paths[i], part_names[i])
@@ -180,6 +184,7 @@ def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[st
                 except Exception as exc:  # noqa: BLE001
                     errors.append(exc)
                 update(done)
+        engine.print_progress(force=True)
         if errors:
             raise errors[0]
         calls_summary = {

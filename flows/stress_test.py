@@ -113,7 +113,9 @@ def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id:
             hits = sum((r.get("calls") or {}).get("cache_hits", 0) for r in results)
             from warehouse.ledger import Ledger
 
-            spent = Ledger(wh).spent_by_run(ctx.run_id)  # every process's calls, Dask workers included
+            ledger = Ledger(wh)
+            spent = ledger.spent_by_run(ctx.run_id)  # every process's calls, Dask workers included
+            calls_sent = ledger.calls_by_run(ctx.run_id)
             done = {r["stage"]: r["artefact_id"] for r in results}
             from specstress.secrets import redact
 
@@ -135,6 +137,13 @@ def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id:
     }
     if server is not None:
         summary["emulator"] = server.stats()
+    try:  # say where the results are in the flow run's log too (a worker shows no CLI output)
+        from prefect import get_run_logger
+
+        get_run_logger().info("run %s %s: warehouse %s, report %s (query it with --run %s)", ctx.run_id, status,
+                              ctx.warehouse_root, report_path, spec.name)
+    except Exception:  # noqa: BLE001
+        pass
     return summary
 
 

@@ -37,7 +37,9 @@ def _parse_sets(items: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for it in items or []:
         if "=" not in it:
-            raise SystemExit(f"--set takes key=value (dotted keys allowed), got {it!r}")
+            from specstress.errors import SpecError
+
+            raise SpecError(f"--set {it}: takes key=value with a dotted key. Fix: e.g. --set pairs.count=20.")
         k, v = it.split("=", 1)
         out[k.strip()] = yaml.safe_load(v)
     return out
@@ -98,7 +100,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         warnings = planning.preflight(ctx.spec)
     except MissingKeyError as exc:
         # plan never sends anything, so it works without keys; the run itself will refuse until they are set
-        warnings = [f"{line} (`specstress run` refuses to start until it is set)" for line in str(exc).splitlines()]
+        warnings = [str(exc).replace("nothing has been sent", "`specstress run` refuses to start until they are set")]
         warnings += planning.preflight(ctx.spec, check_keys=False)
     planning.print_warnings(warnings)
     ctx.spent_before = planning.spent_before(ctx)
@@ -144,7 +146,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - a SQL error is the user's to fix
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        hint = " (`specstress views` lists the views and their columns)" if "Catalog" in type(exc).__name__ or \
+            "Binder" in type(exc).__name__ else ""
+        print(f"error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return 2
     _print_table(table, args.format, args.max_width)
     return 0
@@ -193,8 +197,12 @@ def cmd_query(args: argparse.Namespace) -> int:
     names = sorted(p.stem for p in (SQL_DIR / "queries").glob("*.sql"))
     if args.list or not args.name:
         for n in names:
-            first = (SQL_DIR / "queries" / f"{n}.sql").read_text().splitlines()[1:2]
-            print(f"{n:32} {first[0].lstrip('- ') if first else ''}")
+            desc = []
+            for line in (SQL_DIR / "queries" / f"{n}.sql").read_text().splitlines()[1:]:
+                if not line.startswith("--") or not line.strip("- "):
+                    break
+                desc.append(line.lstrip("- ").strip())
+            print(f"{n}\n    {' '.join(desc)}")
         return 0
     if args.name not in names:
         print(f"error: no query {args.name!r}; known: {', '.join(names)}", file=sys.stderr)

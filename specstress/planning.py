@@ -61,16 +61,20 @@ def models_in_use(spec: RunSpec) -> list[str]:
 def preflight(spec: RunSpec, emulator_url: str | None = "http://emulator.invalid", check_keys: bool = True) -> list[str]:
     """Raise on anything that would fail after money is spent; return warnings."""
     from specstress.providers import resolve_endpoint
+    from specstress.secrets import key_variables
 
     warnings: list[str] = []
-    missing = []
+    missing: dict[str, list[str]] = {}
     for mid in models_in_use(spec) if check_keys else []:
         try:
             resolve_endpoint(spec.model(mid), emulator_url)
         except MissingKeyError as exc:
-            missing.append(str(exc))
+            entry = spec.model(mid)
+            names = " or ".join(key_variables(entry.provider, entry.key_env)) or str(exc)
+            missing.setdefault(names, []).append(mid)
     if missing:
-        raise MissingKeyError("\n".join(missing))
+        lines = [f"set {var} (needed by {', '.join(mids)})" for var, mids in missing.items()]
+        raise MissingKeyError("API keys are missing; nothing has been sent:\n  " + "\n  ".join(lines))
     prices = PriceTable.load(spec.resolve(spec.prices))
     for mid in models_in_use(spec):
         entry = spec.model(mid)

@@ -576,7 +576,8 @@ def _inner_model(ann: Any) -> type[BaseModel] | None:
     return None
 
 
-def _format_validation_error(path: Path, root: yaml.Node | None, err: ValidationError) -> str:
+def _format_validation_error(path: Path, root: yaml.Node | None, err: ValidationError,
+                             overrides: dict[str, Any] | None = None) -> str:
     lines = []
     for e in err.errors()[:5]:
         loc = tuple(p for p in e["loc"] if p not in ("function-after",) and not str(p).startswith("function"))
@@ -605,8 +606,13 @@ def _format_validation_error(path: Path, root: yaml.Node | None, err: Validation
             if "input" in e and etype not in ("missing",) and not isinstance(e["input"], (dict, list)):
                 msg += f" (got {e['input']!r})"
             fix = _FIXES.get(etype, "see the run-spec reference in README.md")
-        line = _line_of(root, loc)
-        where = f"{path}:{line}" if line else str(path)
+        dotted = ".".join(str(p) for p in loc if not isinstance(p, int))
+        from_set = next((k for k in (overrides or {}) if dotted == k or dotted.startswith(k + ".")), None)
+        if from_set is not None:
+            where = f"{path} (--set {from_set})"
+        else:
+            line = _line_of(root, loc)
+            where = f"{path}:{line}" if line else str(path)
         lines.append(f"{where}: field `{_fmt_loc(loc)}`: {msg}. Fix: {fix}.")
     more = len(err.errors()) - 5
     if more > 0:
@@ -637,7 +643,7 @@ def load_run_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     try:
         spec = RunSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_format_validation_error(path, root, exc)) from None
+        raise SpecError(_format_validation_error(path, root, exc, overrides)) from None
     spec._source = path.resolve()
     _check_files(spec, path, root)
     from specstress.secrets import register_key_variables

@@ -272,6 +272,19 @@ class Ledger:
         with self._lock:
             return [k for k in rest if k not in self._pending]
 
+    def calls_by_run(self, run_id: str) -> int:
+        """How many calls this run sent (rows it appended, repairs included)."""
+        self.flush()
+        files = self.files()
+        if not files:
+            return 0
+        con = duckdb_connect(None if self.wh.is_local else self.wh.root)
+        try:
+            return int(con.sql(f"SELECT count(DISTINCT (key, finished_at)) FROM read_parquet({_list_sql(files)}) "
+                               f"WHERE run_id = '{run_id}'").fetchall()[0][0])
+        finally:
+            con.close()
+
     def spent_by_run(self, run_id_prefix: str) -> float:
         files = self.files()
         total = 0.0

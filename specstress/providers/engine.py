@@ -33,6 +33,7 @@ from warehouse.store import Warehouse, utcnow
 @dataclass
 class StageCounters:
     planned: int = 0
+    expected: int = 0
     hits: int = 0
     sent: int = 0
     done: int = 0
@@ -113,6 +114,11 @@ class Engine:
 
     def flush(self) -> None:
         self.ledger.flush()
+
+    def expect(self, stage: str, calls: int) -> None:
+        """Announce a stage's planned calls, so that progress shows a fixed total from the start."""
+        self.counters[stage].expected = max(self.counters[stage].expected, calls)
+        self._progress_stage = stage
 
     def limiter_stats(self) -> dict[str, Any]:
         return {f"{p}:{m}": {"limit": round(lim.window.limit, 2), "peak_in_flight": lim.window.peak,
@@ -356,7 +362,7 @@ class Engine:
         self._last_print = now
         done = c.hits + c.done
         budget = self.spec.budget_usd
-        line = (f"[{stage}] {done}/{max(c.planned, done)} calls · {c.hits} cached · {c.retries} retries"
+        line = (f"[{stage}] {done}/{max(c.expected, c.planned, done)} calls · {c.hits} cached · {c.retries} retries"
                 f" ({c.waited_s:.1f}s waited) · {c.rate_limited} rate-limited · ${c.cost_usd:.4f} this stage"
                 f" · ${self.run_cost:.4f} run / ${budget:.2f} budget")
         print(line, file=sys.stderr, flush=True)
