@@ -45,6 +45,7 @@ def run_model(name: str, sources: dict[str, list[str] | pa.Table], params: dict[
     """
     con = duckdb.connect()
     try:
+        con.execute("SET preserve_insertion_order = false")  # artefacts have no row order to keep
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         for view, src in sources.items():
