@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,9 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from memory import cpu_seconds, peak_rss_mb  # noqa: E402
 
 from tasks.matching import CLASSIFICATIONS_SCHEMA  # noqa: E402
 from tasks.pairs import PAIRS_SCHEMA  # noqa: E402
@@ -300,23 +302,8 @@ PANDAS = {"disagreement": pandas_disagreement, "value_priorities": pandas_value_
 # --------------------------------------------------------------------------- workers
 
 
-def peak_rss_mb() -> float:
-    """Peak RSS of this process, MB. ``ru_maxrss`` survives fork+exec on Linux (a worker would report
-    its parent's size when that is larger), so read the high-water mark of this program's own memory
-    (``VmHWM``) where there is one."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def worker(args: argparse.Namespace) -> None:

@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,9 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from memory import current_rss_mb, peak_rss_mb  # noqa: E402
 
 from warehouse.ledger import LEDGER_SCHEMA  # noqa: E402
 
@@ -45,29 +47,8 @@ MODELS = [("anthropic", "claude-opus-4"), ("anthropic", "claude-sonnet-4"), ("op
 APPROACHES = ("remaining", "naive_set", "final_keys")
 
 
-def peak_rss_mb() -> float:
-    """Peak RSS of this process, MB. ``ru_maxrss`` survives fork+exec on Linux (a worker would report
-    its parent's size when that is larger), so read the high-water mark of this program's own memory
-    (``VmHWM``) where there is one."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def current_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return peak_rss_mb()
 
 
 def load_plan(path: str) -> list[str]:
