@@ -33,7 +33,6 @@ class ModelPrice:
         return c / 1_000_000
 
 
-FREE = ModelPrice(0.0, 0.0)
 _CACHE: dict[tuple[str, int], PriceTable] = {}
 
 

@@ -86,6 +86,3 @@ def _load(path: str, stamp: int) -> Template:
     p = Path(path)
     return parse_template(p.read_text(encoding="utf-8"), p)
 
-
-def template_hashes(names: list[str]) -> dict[str, str]:
-    return {n: load_template(n).hash for n in names}

@@ -8,7 +8,6 @@ Relative paths inside a spec resolve against the spec file's own folder.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -480,9 +479,6 @@ class RunSpec(_Strict):
             if p.name == name:
                 return p
         return None
-
-    def matches_fault_model(self, pattern: str, model: str) -> bool:
-        return fnmatch.fnmatch(model, pattern)
 
 
 class _CrossRefError(ValueError):

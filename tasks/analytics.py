@@ -37,9 +37,6 @@ def subsets_table(spec: RunSpec) -> pa.Table:
 class SqlStage(Stage):
     model_sql = ""
 
-    def template_hashes(self) -> dict[str, str]:
-        return {}
-
     def sql_hash(self) -> str:
         """The model file's content hash: editing the SQL recomputes the artefact (as dbt would)."""
         from specstress.hashing import sha256_hex

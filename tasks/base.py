@@ -8,7 +8,6 @@ sends them, parses the outcomes and writes one Parquet part (``run_shard``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,7 @@ import pyarrow as pa
 from specstress.context import RunContext, endpoint_identity, model_identity
 from specstress.domain import CallRequest, CallResult
 from specstress.errors import ShardIncomplete
-from specstress.prompts import Template, load_template
+from specstress.prompts import Template
 from specstress.runspec import RunSpec
 from specstress.schemas import schema_spec
 
@@ -72,9 +71,6 @@ class Stage:
     def config(self, spec: RunSpec) -> dict[str, Any]:
         """The part of the run spec this stage reads (enters the artefact id)."""
         return {}
-
-    def template_hashes(self) -> dict[str, str]:
-        return {n: load_template(n).hash for n in self.templates}
 
     # ------------------------------------------------------------------ work
 
@@ -167,10 +163,3 @@ class Sender:
         self.results.extend(results)
         return results
 
-
-def tokens_of(text: str) -> int:
-    return max(1, len(text) // 4)
-
-
-def j(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
