@@ -13,7 +13,7 @@ from typing import Any
 
 from specstress.hashing import content_hash
 from specstress.runspec import RunSpec
-from tasks.analytics import DisagreementStage, OutliersStage, PrioritiesStage
+from tasks.analytics import DisagreementStage, OutliersStage, PositionGridStage, PrioritiesStage
 from tasks.base import Stage
 from tasks.compliance import ComplianceStage
 from tasks.diversity import DiversityStage
@@ -34,7 +34,7 @@ from tasks.topics import TopicsStage
 def all_stages() -> tuple[Stage, ...]:
     return (
         TaxonomyStage(), PairsStage(), ScenariosStage(), EmbeddingsStage(), DiversityStage(), ResponsesStage(),
-        SpectraStage(), MatchingStage(), DisagreementStage(), HighDisagreementStage(), PrioritiesStage(),
+        SpectraStage(), MatchingStage(), PositionGridStage(), DisagreementStage(), HighDisagreementStage(), PrioritiesStage(),
         OutliersStage(), TopicsStage(), RefusalsStage(), PriorityFreeformStage(), ComplianceStage(),
     )
 

@@ -171,7 +171,8 @@ def import_paper(source: str, warehouse: str, name: str = "paper-release", tree_
                               {"min_gap": 4, "min_share": 9 / 11}).cast(OutliersStage.schema))
     if categories:
         pairs_t = pa.Table.from_pylist(list(pairs.values()), schema=PAIRS_SCHEMA)
-        put("value_priorities", run_model("value_priorities", {"classifications": cls, "pairs": pairs_t},
+        put("value_priorities", run_model("value_priorities", {"classifications": cls, "pairs": pairs_t,
+                                                             "subsets": sub_table},
                                           {}).cast(PrioritiesStage.schema))
     wh.record_run({"run_id": run_id, "name": name, "spec_path": source, "spec_hash": digest, "status": "completed",
                    "seq": 1, "started_at": utcnow(), "finished_at": utcnow(), "artefacts_json": json.dumps(made),

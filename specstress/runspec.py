@@ -417,6 +417,9 @@ class RunSpec(_Strict):
                 if m not in pseen:
                     raise _CrossRefError(("subsets", name, i), f"{m!r} is not in roles.panel",
                                          "subsets are made of panel models")
+                if m in members[:i]:
+                    raise _CrossRefError(("subsets", name, i), f"{m!r} is listed twice in subset {name!r}",
+                                         "list each model of a subset once")
         for i, m in enumerate(self.compliance.group):
             if m not in pseen:
                 raise _CrossRefError(("compliance", "group", i), f"{m!r} is not in roles.panel",

@@ -1,11 +1,13 @@
-"""Analytics stages computed in SQL (``warehouse/sql/models``): disagreement per scenario and
-model subset, value priorities per model and category, and outlier responses."""
+"""Analytics stages computed in SQL (``warehouse/sql/models``): the position grid (every panel
+model's positions per scenario, packed), and from it disagreement per scenario and model subset,
+value priorities per model and category, and outlier responses."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from specstress.context import RunContext
 from specstress.runspec import RunSpec
@@ -21,6 +23,10 @@ PRIORITIES_SCHEMA = pa.schema([
     ("model_id", pa.string()), ("category", pa.string()), ("top_category", pa.string()), ("n", pa.int64()),
     ("mean_position", pa.float64()), ("score", pa.float64()), ("win_rate", pa.float64()), ("duels", pa.int64()),
     ("distinctiveness", pa.float64()), ("rank", pa.int64()),
+])
+POSITION_GRID_SCHEMA = pa.schema([
+    ("scenario_id", pa.string()), ("pair_id", pa.string()), ("lane", pa.int32()),
+    ("positions1", pa.int64()), ("positions2", pa.int64()),
 ])
 OUTLIERS_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("n_models", pa.int64()),
@@ -38,11 +44,12 @@ class SqlStage(Stage):
     model_sql = ""
 
     def sql_hash(self) -> str:
-        """The model file's content hash: editing the SQL recomputes the artefact (as dbt would)."""
+        """The content hash of the model file and the shared macros: editing the SQL recomputes the
+        artefact (as dbt would). A model it refers to is an input artefact, whose id has its own hash."""
         from specstress.hashing import sha256_hex
         from warehouse.sql_files import read_sql
 
-        return sha256_hex(read_sql("models", self.model_sql))[:16]
+        return sha256_hex(read_sql("models", self.model_sql) + read_sql("", "macros"))[:16]
 
     def sources(self, ctx: RunContext, inputs: Inputs) -> dict[str, Any]:
         return {name: inputs.loader.paths(name, aid) for name, aid in inputs.ids.items()}
@@ -57,10 +64,28 @@ class SqlStage(Stage):
         return t.cast(self.schema) if self.schema is not None else t
 
 
-class DisagreementStage(SqlStage):
-    name = "disagreement"
+class PositionGridStage(SqlStage):
+    """Every panel model's positions per scenario, packed: the one pass over the placements that
+    disagreement, value priorities and outliers share."""
+
+    name = "position_grid"
     version = "1"
     inputs = ("classifications",)
+    schema = POSITION_GRID_SCHEMA
+    model_sql = "position_grid"
+
+    def config(self, spec: RunSpec) -> dict[str, Any]:
+        return {"panel": sorted(spec.roles.panel), "sql": self.sql_hash()}
+
+    def summarize(self, table: pa.Table) -> dict[str, Any]:
+        return {"scenarios": len(pa.compute.unique(table["scenario_id"])) if table.num_rows else 0,
+                "rows": table.num_rows}
+
+
+class DisagreementStage(SqlStage):
+    name = "disagreement"
+    version = "2"
+    inputs = ("position_grid",)
     schema = DISAGREEMENT_SCHEMA
     model_sql = "disagreement"
 
@@ -80,13 +105,13 @@ class DisagreementStage(SqlStage):
 
 class PrioritiesStage(SqlStage):
     name = "value_priorities"
-    version = "1"
-    inputs = ("classifications", "pairs")
+    version = "2"
+    inputs = ("position_grid", "pairs")
     schema = PRIORITIES_SCHEMA
     model_sql = "value_priorities"
 
     def config(self, spec: RunSpec) -> dict[str, Any]:
-        return {"sql": self.sql_hash()}
+        return {"panel": sorted(spec.roles.panel), "sql": self.sql_hash()}
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         top = {r["model_id"]: r["category"] for r in table.to_pylist() if r["rank"] == 1}
@@ -95,8 +120,8 @@ class PrioritiesStage(SqlStage):
 
 class OutliersStage(SqlStage):
     name = "outliers"
-    version = "1"
-    inputs = ("classifications",)
+    version = "2"
+    inputs = ("position_grid",)
     schema = OUTLIERS_SCHEMA
     model_sql = "outliers"
 

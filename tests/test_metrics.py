@@ -159,8 +159,8 @@ def test_outlier_sql_matches_reference(pos):
     models = [f"m{i}" for i in range(len(pos))]
     rows = []
     for m, p in zip(models, pos, strict=True):
-        rows.append({"scenario_id": "s", "model_id": m, "value_slot": 1, "position": p, "status": "ok"})
-        rows.append({"scenario_id": "s", "model_id": m, "value_slot": 2, "position": 3, "status": "ok"})
+        rows.append({"scenario_id": "s", "pair_id": "p", "model_id": m, "value_slot": 1, "position": p, "status": "ok"})
+        rows.append({"scenario_id": "s", "pair_id": "p", "model_id": m, "value_slot": 2, "position": 3, "status": "ok"})
     subsets = pa.table({"subset": ["all"] * len(models), "model_id": models})
     out = run_model("outliers", {"classifications": pa.Table.from_pylist(rows), "subsets": subsets},
                     {"min_gap": 4, "min_share": 9 / 11}).to_pylist()

@@ -61,6 +61,8 @@ BAD = {
     "duplicate model id": (lambda d: d["models"][1].update(id="guardian"), ["models[1].id", "duplicate"]),
     "unknown model in roles": (lambda d: d["roles"].update(matcher="judge-gtp"), ["roles.matcher", "judge-gpt"]),
     "subset member not in panel": (lambda d: d["subsets"].update(x=["guardian", "judge-gpt"]), ["subsets.x", "panel"]),
+    "subset lists a model twice": (lambda d: d["subsets"].update(x=["guardian", "scholar", "guardian"]),
+                                   ["subsets.x[2]", "twice", "once"]),
     "panel too small": (lambda d: d["roles"].update(panel=["guardian"]), ["roles.panel", "more entries"]),
     "missing taxonomy file": (lambda d: d["taxonomy"].update(path="/nope/taxonomy.yaml"), ["taxonomy.path", "not found"]),
     "missing model spec": (lambda d: d["compliance"].update(model_spec="/nope/spec.md"), ["compliance.model_spec"]),

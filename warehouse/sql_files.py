@@ -37,12 +37,33 @@ def sql_list(paths: list[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
+_REF = re.compile(r"^--\s*ref:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+
+def model_refs(name: str) -> list[str]:
+    """The models that ``models/<name>.sql`` reads (its ``-- ref: other`` lines), as dbt's ``ref()``."""
+    return _REF.findall(read_sql("models", name))
+
+
+def _execute_model(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> duckdb.DuckDBPyRelation:
+    """Run the model's statements; the last one is its query, whose relation is returned."""
+    statements = con.extract_statements(render_sql(read_sql("models", name), params))
+    for st in statements[:-1]:
+        con.execute(st.query)
+    return con.sql(statements[-1].query)
+
+
 def run_model(name: str, sources: dict[str, list[str] | pa.Table], params: dict[str, Any] | None = None,
               threads: int | None = None) -> pa.Table:
     """Run ``models/<name>.sql`` with each source available as a view of the same name.
 
-    A source is a list of Parquet paths (read in place) or an Arrow table (registered).
+    A source is a list of Parquet paths (read in place) or an Arrow table (registered). The macros
+    of ``sql/macros.sql`` are defined first. A model the SQL refers to (``-- ref: other``) and that
+    is not among the sources is computed first, in the same connection, from the same sources: the
+    pipeline persists such a model as its own artefact and passes it in; tests and one-off callers
+    may pass only the raw inputs.
     """
+    params = params or {}
     con = duckdb.connect()
     try:
         con.execute("SET preserve_insertion_order = false")  # artefacts have no row order to keep
@@ -54,7 +75,18 @@ def run_model(name: str, sources: dict[str, list[str] | pa.Table], params: dict[
                 con.execute(f"CREATE VIEW {view} AS SELECT * FROM __src_{view}")
             else:
                 con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({sql_list(src)}, union_by_name=true)")
-        sql = render_sql(read_sql("models", name), params or {})
-        return con.sql(sql).to_arrow_table()
+        for st in con.extract_statements(read_sql("", "macros")):
+            con.execute(st.query)
+        done = set(sources)
+
+        def build(model: str) -> None:
+            for ref in model_refs(model):
+                if ref not in done:
+                    build(ref)
+                    _execute_model(con, ref, params).to_table(ref)
+                    done.add(ref)
+
+        build(name)
+        return _execute_model(con, name, params).to_arrow_table()
     finally:
         con.close()
