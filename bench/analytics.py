@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="30,000 scenarios")
     ap.add_argument("--parts", type=int, default=16, help="Parquet parts of the classifications artefact")
     ap.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
-    ap.add_argument("--repeat", type=int, default=3, help="DuckDB runs (the best is reported)")
+    ap.add_argument("--repeat", type=int, default=5, help="DuckDB runs (the best and the median are reported)")
     ap.add_argument("--no-pandas", action="store_true", help="skip the pandas baseline")
     ap.add_argument("--sql-rev", default=None, metavar="GIT_REV",
                     help="also time the model SQL files as of this git revision (before/after a change)")
@@ -544,9 +544,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{best['base_rss_mb']:.0f} MB). pandas: each computation in a fresh process, reading the Parquet "
               f"itself. CPU s = user + sys of the process during the computation.)")
         goal_t, goal_m = 3.0, 1536
-        met = tot_d <= goal_t and tot_rss <= goal_m
+        median = sorted(totals)[len(totals) // 2]
+        if tot_rss > goal_m or tot_d > goal_t:
+            verdict = "NOT MET"
+        elif median <= goal_t:
+            verdict = "MET"
+        else:
+            verdict = "MET by the best run only, not by the median"
         print(f"goal (grid + three analyses <= {goal_t:.0f} s and <= 1.5 GB peak RSS at paper scale): "
-              f"{'MET' if met else 'NOT MET'} ({tot_d:.2f} s, {tot_rss:.0f} MB)"
+              f"{verdict} (best {tot_d:.2f} s, median {median:.2f} s of {len(totals)} runs; {tot_rss:.0f} MB)"
               + ("" if n == 300_000 else f"  [note: run at {n:,} scenarios, not paper scale]"))
         if args.sql_rev:
             rev_dir = tmp / "rev-sql"

@@ -10,12 +10,23 @@
 -- scenario packed 4 bits a model (nibble = position + 1). How many models placed a value at or
 -- above each position is a bit count on the packed lane (at_least in sql/macros.sql); the seven
 -- counts are packed 9 bits each into one BIGINT per value ("ge", digit v - 1 = how many nibbles
--- are >= v), added up over lanes when the panel has more than 15 models. The models are then
--- unpacked (scenario x model rows), and the number of models at least {{min_gap}} away from
--- position p is read off the counts: #(position <= p - gap) + #(position >= p + gap), i.e.
--- n - ge(p - gap + 2) + ge(p + gap + 1). At most 511 models may place a scenario's value; it is
--- checked. The output is not sorted (an artefact has no order; the views and queries sort what
--- they show).
+-- are >= v), added up over lanes when the panel has more than 15 models. From them, the number of
+-- models at least {{min_gap}} away from each position p = 0..6,
+--   #(position <= p - gap) + #(position >= p + gap) = n - ge(p - gap + 2) + ge(p + gap + 1),
+-- is packed per scenario too (9 bits a position), so each unpacked scenario x model row only
+-- shifts it by its own position. At most 511 models may place a scenario's value; it is checked.
+-- The output is not sorted (an artefact has no order; the views and queries sort what they show).
+
+-- far_at(ge, p): how many models placed the value at least {{min_gap}} from position p, from the
+-- counts ge (digit v - 1 = how many nibbles are >= v): #(position <= p - gap) + #(position >= p + gap)
+CREATE OR REPLACE TEMP MACRO far_at(ge, p) AS
+    CASE WHEN p >= {{min_gap}} THEN (ge & 511) - ((ge >> (9 * (p - {{min_gap}} + 1))) & 511) ELSE 0 END
+    + CASE WHEN p + {{min_gap}} <= 6 THEN (ge >> (9 * (p + {{min_gap}}))) & 511 ELSE 0 END;
+-- far_at for p = 0..6, 9 bits each
+CREATE OR REPLACE TEMP MACRO far_by_position(ge) AS
+    far_at(ge, 0) + (far_at(ge, 1) << 9) + (far_at(ge, 2) << 18) + (far_at(ge, 3) << 27)
+    + (far_at(ge, 4) << 36) + (far_at(ge, 5) << 45) + (far_at(ge, 6) << 54);
+
 WITH panel AS (
     SELECT model_id::VARCHAR AS model_id, i, i // 15 AS lane, i % 15 AS j
     FROM (SELECT model_id, (row_number() OVER (ORDER BY model_id) - 1)::INTEGER AS i
@@ -53,29 +64,29 @@ counted AS (
 needs AS (      -- ceil({{min_share}} x (n - 1)) for every possible n, computed once
     SELECT list(ceil({{min_share}} * (n - 1) - 1e-9) ORDER BY n) AS needed FROM range(512) t(n)
 ),
+per_scenario AS (   -- per scenario (and lane): for each position p, how many models are at least
+                    -- {{min_gap}} away from it ("far", 9 bits a position), and how many are needed
+    SELECT c.scenario_id, c.lane, c.positions1, c.positions2, c.ge1 & 511 AS n1, c.ge2 & 511 AS n2,
+           x.needed[(c.ge1 & 511) + 1] AS needed1, x.needed[(c.ge2 & 511) + 1] AS needed2,
+           far_by_position(c.ge1) AS far1, far_by_position(c.ge2) AS far2
+    FROM counted c CROSS JOIN needs x
+),
 unpacked AS (   -- one row per scenario and panel model; a value counts when the model placed it and
                 -- at least one other model did (p1/p2 NULL otherwise)
-    SELECT scenario_id, model_id, n1, n2, ge1, ge2, x.needed[n1 + 1] AS needed1, x.needed[n2 + 1] AS needed2,
+    SELECT scenario_id, model_id, n1, n2, needed1, needed2, far1, far2,
            CASE WHEN nibble1 > 0 AND n1 >= 2 THEN nibble1 - 1 END AS p1,
            CASE WHEN nibble2 > 0 AND n2 >= 2 THEN nibble2 - 1 END AS p2
-    FROM (SELECT s.scenario_id, s.ge1, s.ge2, s.ge1 & 511 AS n1, s.ge2 & 511 AS n2,
+    FROM (SELECT s.scenario_id, s.n1, s.n2, s.needed1, s.needed2, s.far1, s.far2,
                  nibble(s.positions1, s.m.j) AS nibble1, nibble(s.positions2, s.m.j) AS nibble2,
                  s.m.model_id AS model_id
-          FROM (SELECT c.*, unnest(l.members) AS m FROM counted c JOIN lanes l USING (lane)) s)
-         CROSS JOIN needs x
+          FROM (SELECT c.*, unnest(l.members) AS m FROM per_scenario c JOIN lanes l USING (lane)) s)
 ),
-flagged AS (    -- far: how many models placed the value at least {{min_gap}} away
+flagged AS (
     SELECT scenario_id, model_id, n1, n2, p1, p2,
            CASE WHEN p1 IS NOT NULL THEN needed1 END AS needed1,
            CASE WHEN p2 IS NOT NULL THEN needed2 END AS needed2,
-           CASE WHEN p1 IS NOT NULL THEN
-               CASE WHEN p1 >= {{min_gap}} THEN n1 - ((ge1 >> (9 * (p1 - {{min_gap}} + 1))) & 511) ELSE 0 END
-             + CASE WHEN p1 + {{min_gap}} <= 6 THEN (ge1 >> (9 * (p1 + {{min_gap}}))) & 511 ELSE 0 END
-           END AS far1,
-           CASE WHEN p2 IS NOT NULL THEN
-               CASE WHEN p2 >= {{min_gap}} THEN n2 - ((ge2 >> (9 * (p2 - {{min_gap}} + 1))) & 511) ELSE 0 END
-             + CASE WHEN p2 + {{min_gap}} <= 6 THEN (ge2 >> (9 * (p2 + {{min_gap}}))) & 511 ELSE 0 END
-           END AS far2
+           (far1 >> (9 * p1)) & 511 AS apart1,     -- NULL when p1 is
+           (far2 >> (9 * p2)) & 511 AS apart2
     FROM unpacked
     WHERE p1 IS NOT NULL OR p2 IS NOT NULL
 )
@@ -83,8 +94,8 @@ SELECT scenario_id, model_id,
        greatest(CASE WHEN p1 IS NOT NULL THEN n1 END, CASE WHEN p2 IS NOT NULL THEN n2 END) AS n_models,
        p1::TINYINT AS position_value1,
        p2::TINYINT AS position_value2,
-       far1 AS apart_value1,
-       far2 AS apart_value2,
+       apart1 AS apart_value1,
+       apart2 AS apart_value2,
        greatest(needed1, needed2) AS needed,
-       coalesce(far1 >= needed1 AND n1 >= 3, false) OR coalesce(far2 >= needed2 AND n2 >= 3, false) AS outlier
+       coalesce(apart1 >= needed1 AND n1 >= 3, false) OR coalesce(apart2 >= needed2 AND n2 >= 3, false) AS outlier
 FROM flagged
