@@ -7,6 +7,13 @@
 -- how many bits of x are set, as an INTEGER (bit_count gives a TINYINT, whose sums overflow)
 CREATE OR REPLACE TEMP MACRO ones(x) AS bit_count(x)::INTEGER;
 
+-- the panel in the grid's order: the models of the 'all' subset of table `subsets` (a name), by
+-- name; model i is nibble j = i % 15 of lane i // 15. Every model that reads position_grid uses this.
+CREATE OR REPLACE TEMP MACRO panel_models(subsets) AS TABLE
+    SELECT model_id::VARCHAR AS model_id, i, i // 15 AS lane, i % 15 AS j
+    FROM (SELECT model_id, (row_number() OVER (ORDER BY model_id) - 1)::INTEGER AS i
+          FROM (SELECT DISTINCT model_id FROM query_table(subsets) WHERE subset = 'all'));
+
 -- the nibble of model j (0..14) in lane x: position + 1, or 0
 CREATE OR REPLACE TEMP MACRO nibble(x, j) AS (x >> (4 * j)) & 15;
 

@@ -16,9 +16,7 @@
 -- (panels of more than 15 models) needs its lanes added up. The output is not sorted (an artefact
 -- has no order; the views and queries sort what they show).
 WITH panel AS (     -- the grid's model order: the 'all' subset by name, 15 models a lane
-    SELECT model_id::VARCHAR AS model_id, i // 15 AS lane, i % 15 AS j
-    FROM (SELECT model_id, (row_number() OVER (ORDER BY model_id) - 1)::INTEGER AS i
-          FROM (SELECT DISTINCT model_id FROM subsets WHERE subset = 'all'))
+    SELECT * FROM panel_models('subsets')
 ),
 members AS (        -- per subset and lane: 0b1111 in the nibble of every member
     SELECT s.subset, p.lane, sum(15::BIGINT << (4 * p.j))::BIGINT AS mask

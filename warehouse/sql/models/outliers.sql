@@ -28,9 +28,7 @@ CREATE OR REPLACE TEMP MACRO far_by_position(ge) AS
     + (far_at(ge, 4) << 36) + (far_at(ge, 5) << 45) + (far_at(ge, 6) << 54);
 
 WITH panel AS (
-    SELECT model_id::VARCHAR AS model_id, i, i // 15 AS lane, i % 15 AS j
-    FROM (SELECT model_id, (row_number() OVER (ORDER BY model_id) - 1)::INTEGER AS i
-          FROM (SELECT DISTINCT model_id FROM subsets WHERE subset = 'all'))
+    SELECT * FROM panel_models('subsets')
 ),
 lanes AS (
     SELECT lane, list({'model_id': model_id, 'i': i, 'j': j} ORDER BY i) AS members FROM panel GROUP BY lane

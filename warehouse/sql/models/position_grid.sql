@@ -1,7 +1,8 @@
 -- model: position_grid
 -- Every panel model's position on each value of each scenario, packed: one row per scenario and
 -- "lane", where a lane holds 15 panel models (model i, in name order, is lane i // 15, nibble
--- i % 15) and each model has 4 bits per value: its position + 1, or 0 when it has no ok placement.
+-- i % 15: panel_models in sql/macros.sql) and each model has 4 bits per value: its position + 1,
+-- or 0 when it has no ok placement.
 -- disagreement, outliers and value_priorities all read this grid, so the millions of placements
 -- are grouped by scenario once per run instead of once per analysis; `warehouse/sql/macros.sql`
 -- has the bit arithmetic they use on it.
@@ -10,9 +11,7 @@
 -- Checked: value_slot is 1 or 2, positions are 0..6, and there is one row per scenario x model x
 -- value (a second one would be OR-ed into the same nibble, so the counts would differ).
 WITH panel AS (
-    SELECT model_id::VARCHAR AS model_id, i // 15 AS lane, i % 15 AS j
-    FROM (SELECT model_id, (row_number() OVER (ORDER BY model_id) - 1)::INTEGER AS i
-          FROM (SELECT DISTINCT model_id FROM subsets WHERE subset = 'all'))
+    SELECT * FROM panel_models('subsets')
 ),
 ok AS NOT MATERIALIZED (    -- inlined into both halves of per_lane
     SELECT c.scenario_id, c.pair_id, p.lane, p.j,

@@ -16,9 +16,7 @@
 -- counts with one rounding each, so categories whose scores are equal tie exactly (then win_rate
 -- and the name decide).
 WITH models AS (
-    SELECT model_id::VARCHAR AS model_id, i, i // 15 AS lane, i % 15 AS j
-    FROM (SELECT model_id, (row_number() OVER (ORDER BY model_id) - 1)::INTEGER AS i
-          FROM (SELECT DISTINCT model_id FROM subsets WHERE subset = 'all'))
+    SELECT * FROM panel_models('subsets')
 ),
 lanes AS (
     SELECT lane, list({'i': i, 'j': j} ORDER BY i) AS members FROM models GROUP BY lane
