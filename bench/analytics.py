@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from memory import cpu_seconds, peak_rss_mb  # noqa: E402
+from common import cpu_seconds, peak_rss_mb, scratch_dir  # noqa: E402
 
 from tasks.matching import CLASSIFICATIONS_SCHEMA  # noqa: E402
 from tasks.pairs import PAIRS_SCHEMA  # noqa: E402
@@ -485,8 +483,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"cores: {os.cpu_count()}  duckdb {duckdb.__version__}  pandas {pandas.__version__}  "
           f"DuckDB threads: {args.threads or 'default (= cores)'}")
-    tmp = Path(tempfile.mkdtemp(prefix="specstress-bench-analytics-", dir=args.tmp))
-    try:
+    with scratch_dir("analytics", keep=args.keep, parent=args.tmp) as tmp:
         t0 = time.perf_counter()
         data = build_warehouse(tmp / "wh", n, args.parts)
         data_file = tmp / "data.json"
@@ -578,11 +575,6 @@ def main(argv: list[str] | None = None) -> int:
             pand_files = {name: pand[name]["result"].with_suffix(f".{name}.parquet") for name in COMPUTATIONS}
             for line in compare(duck_files, pand_files):
                 print(line)
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

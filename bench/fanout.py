@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common import scratch_dir  # noqa: E402
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -174,11 +175,10 @@ def main() -> None:
     args = ap.parse_args()
     n_scen = max(1, args.calls // args.models)
     calls = n_scen * args.models
-    tmp = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
     print(f"fanout benchmark: {calls} calls, {args.models} models, {args.latency_ms:.0f} ms latency, "
           f"concurrency {args.concurrency}, {os.cpu_count()} cores")
     results = {}
-    try:
+    with scratch_dir("fanout") as tmp:
         # 1. rate limited
         spec = write_spec(tmp / "limited", args.port, args.models, args.rpm, args.concurrency, args.shard)
         faults = {"latency_ms": args.latency_ms, "rpm": {"sim-bench-*": args.rpm}}
@@ -206,8 +206,6 @@ def main() -> None:
             proc.wait()
         results["whole"] = {"seconds": secs, "rate": calls / secs, "dup": st2["max_completions_per_key"]}
         results["bare"] = {"seconds": bare, "rate": calls / bare}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     lim, whole, bare_r = results["limited"], results["whole"], results["bare"]
     print()
     print(f"{'measurement':<44} {'value':>12} {'goal':>10}")

@@ -19,10 +19,8 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,7 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from memory import current_rss_mb, peak_rss_mb  # noqa: E402
+from common import current_rss_mb, peak_rss_mb, scratch_dir  # noqa: E402
 
 from warehouse.ledger import LEDGER_SCHEMA  # noqa: E402
 
@@ -250,8 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
 
     print(f"cores: {os.cpu_count()}  duckdb {duckdb.__version__}  pyarrow {pa.__version__}")
-    tmp = Path(tempfile.mkdtemp(prefix="specstress-bench-resume-", dir=args.tmp))
-    try:
+    with scratch_dir("resume", keep=args.keep, parent=args.tmp) as tmp:
         t0 = time.perf_counter()
         data = build(tmp, n)
         layouts = {}
@@ -307,11 +304,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"computing call keys: {h['count']:,} CallRequest(...).key (sha256 of canonical JSON) in "
                   f"{h['seconds']:.1f} s = {h['seconds'] / h['count'] * 1e6:.1f} us/key "
                   f"({h['distinct']:,} distinct), peak RSS {h['peak_rss_mb']:.0f} MB")
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -1,8 +1,13 @@
-"""Process memory and CPU figures shared by the benchmarks."""
+"""What the benchmarks share: process memory and CPU figures, and a scratch folder."""
 
 from __future__ import annotations
 
 import resource
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def _status_mb(field: str) -> float | None:
@@ -32,3 +37,16 @@ def current_rss_mb() -> float:
 def cpu_seconds() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
+
+
+@contextmanager
+def scratch_dir(name: str, keep: bool = False, parent: str | None = None) -> Iterator[Path]:
+    """A fresh temp folder for one benchmark run, removed afterwards unless ``keep`` (then its path is printed)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"specstress-bench-{name}-", dir=parent))
+    try:
+        yield tmp
+    finally:
+        if keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
