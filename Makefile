@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint fast bench clean venv
 
 venv: $(STAMP)
 
@@ -19,12 +19,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/specstress run specs/runs/demo.yaml
 
-test: $(STAMP)
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/python -m pytest -q
 
+# ruff, then the import contracts (.importlinter) and the import-cycle check
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python tests/lint_layers.py
+
+# the fast tier, for the development loop (under 2 minutes)
+fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not server"
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

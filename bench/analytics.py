@@ -30,9 +30,8 @@ if str(ROOT) not in sys.path:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import cpu_seconds, peak_rss_mb, scratch_dir  # noqa: E402
-
-from tasks.matching import CLASSIFICATIONS_SCHEMA  # noqa: E402
-from tasks.pairs import PAIRS_SCHEMA  # noqa: E402
+from specstress.tasks.matching import CLASSIFICATIONS_SCHEMA  # noqa: E402
+from specstress.tasks.pairs import PAIRS_SCHEMA  # noqa: E402
 
 MODELS = [
     "claude-opus-4", "claude-opus-3", "claude-sonnet-4", "claude-sonnet-3.7", "claude-haiku-3.5",
@@ -171,9 +170,12 @@ def build_warehouse(root: Path, n_scenarios: int, n_parts: int, seed: int = 7) -
 def duckdb_compute(name: str, data: dict, threads: int | None) -> pa.Table:
     """One SQL model as its pipeline stage runs it. position_grid reads the classifications and is
     written to Parquet (as the stage persists it); the three analyses read that grid."""
-    from tasks.analytics import DISAGREEMENT_SCHEMA, OUTLIERS_SCHEMA, POSITION_GRID_SCHEMA, PRIORITIES_SCHEMA
-    from warehouse.sql_files import model_refs, run_model
-    from warehouse.store import parquet_options
+    from specstress.tasks.disagreement import DISAGREEMENT_SCHEMA
+    from specstress.tasks.outliers import OUTLIERS_SCHEMA
+    from specstress.tasks.position_grid import POSITION_GRID_SCHEMA
+    from specstress.tasks.value_priorities import PRIORITIES_SCHEMA
+    from specstress.warehouse.sql_files import model_refs, run_model
+    from specstress.warehouse.store import parquet_options
 
     subsets = pq.read_table(data["subsets"])
     if name == "position_grid":
@@ -328,12 +330,11 @@ def worker(args: argparse.Namespace) -> None:
     data = json.loads(Path(args.data).read_text())
     if args.worker == "duckdb":  # import cost is not part of the computation
         import duckdb  # noqa: F401
-
-        import tasks.analytics  # noqa: F401
-        import warehouse.sql_files
+        import specstress.tasks.registry  # noqa: F401
+        import specstress.warehouse.sql_files
 
         if args.sql_dir:  # time other versions of the model files (e.g. the committed ones)
-            warehouse.sql_files.read_sql = lambda kind, name: (Path(args.sql_dir) / kind / f"{name}.sql").read_text()
+            specstress.warehouse.sql_files.read_sql = lambda kind, name: (Path(args.sql_dir) / kind / f"{name}.sql").read_text()
     else:
         import pandas  # noqa: F401
     base = peak_rss_mb()

@@ -94,11 +94,10 @@ def write_spec(tmp: Path, port: int, models: int, rpm: float | None, concurrency
 def seed_inputs(ctx, n_scenarios: int) -> dict[str, str]:
     """Write a scenarios and a diversity artefact so that the responses stage has work to plan."""
     import pyarrow as pa
-
-    from flows.dag import artefact_ids
-    from tasks.diversity import DIVERSITY_SCHEMA
-    from tasks.scenarios import SCENARIOS_SCHEMA
-    from warehouse.store import Warehouse
+    from specstress.tasks.diversity import DIVERSITY_SCHEMA
+    from specstress.tasks.registry import artefact_ids
+    from specstress.tasks.scenarios import SCENARIOS_SCHEMA
+    from specstress.warehouse.store import Warehouse
 
     ids = artefact_ids(ctx.spec)
     wh = Warehouse(ctx.warehouse_root)
@@ -121,9 +120,9 @@ def seed_inputs(ctx, n_scenarios: int) -> dict[str, str]:
 def run_stage(spec_path: Path, n_scenarios: int) -> tuple[float, dict]:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
+    from specstress.flows.runner import execute_stage
+    from specstress.tasks.registry import stage_by_name
 
-    from flows.dag import stage_by_name
-    from flows.runner import execute_stage
     from specstress.context import RunContext
     from specstress.providers.engine import close_engine
 

@@ -35,8 +35,7 @@ if str(ROOT) not in sys.path:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import current_rss_mb, peak_rss_mb, scratch_dir  # noqa: E402
-
-from warehouse.ledger import LEDGER_SCHEMA  # noqa: E402
+from specstress.warehouse.ledger import LEDGER_SCHEMA  # noqa: E402
 
 FINAL_SPLIT = [("ok", 0.965), ("refusal", 0.02), ("parse_error", 0.008), ("content_filter", 0.004),
                ("truncated", 0.002), ("permanent_error", 0.001)]
@@ -141,8 +140,8 @@ def write_layout(table: pa.Table, root: Path, parts: int) -> int:
 
 def remaining_final_keys(root: str, planned: list[str]) -> list[str]:
     """The previous path: every final key back to Python as a set."""
-    from warehouse.ledger import Ledger
-    from warehouse.store import Warehouse
+    from specstress.warehouse.ledger import Ledger
+    from specstress.warehouse.store import Warehouse
 
     found = Ledger(Warehouse(root)).final_keys(planned)
     return [k for k in planned if k not in found]
@@ -160,8 +159,8 @@ def remaining_naive_set(root: str, planned: list[str]) -> list[str]:
 
 def remaining_ledger(root: str, planned: list[str]) -> list[str]:
     """The real code path: ``Ledger.remaining`` (what ``specstress plan`` uses)."""
-    from warehouse.ledger import Ledger
-    from warehouse.store import Warehouse
+    from specstress.warehouse.ledger import Ledger
+    from specstress.warehouse.store import Warehouse
 
     return Ledger(Warehouse(root)).remaining(planned)
 
@@ -197,8 +196,7 @@ def worker(args: argparse.Namespace) -> None:
         out = {"seconds": time.perf_counter() - t0, "count": len(keys), "distinct": distinct}
     else:
         import duckdb  # noqa: F401
-
-        import warehouse.ledger  # noqa: F401
+        import specstress.warehouse.ledger  # noqa: F401
 
         planned = load_plan(args.plan)
         base = current_rss_mb()

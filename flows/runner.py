@@ -10,26 +10,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
+from specstress.tasks.base import Inputs, Stage
+from specstress.tasks.registry import input_ids, template_hashes_for
+from specstress.warehouse.store import ArtefactLoader, Warehouse
 
-from flows.dag import input_ids
 from specstress.context import RunContext
 from specstress.errors import BudgetExceeded, FatalProviderError, SpecError
 from specstress.hashing import short_id
-from tasks.base import Inputs, Stage
-from warehouse.store import Warehouse
-
-
-class ArtefactLoader:
-    """Reads committed artefacts of one warehouse."""
-
-    def __init__(self, wh: Warehouse) -> None:
-        self.wh = wh
-
-    def __call__(self, stage: str, artefact_id: str) -> pa.Table:
-        return self.wh.read_artefact(stage, artefact_id)
-
-    def paths(self, stage: str, artefact_id: str) -> list[str]:
-        return self.wh.parts(stage, artefact_id)
 
 
 def artifact_key(*parts: str) -> str:
@@ -133,7 +120,7 @@ def _progress(ctx: RunContext, stage: Stage, total: int) -> Any:
 
 def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[str, Any]:
     """Build ``stage``'s artefact unless it exists; returns a small summary dict."""
-    from tasks.shard import compute_task, shard_task
+    from specstress.tasks.shard import compute_task, shard_task
 
     spec = ctx.spec
     wh = Warehouse(ctx.warehouse_root)
@@ -208,18 +195,12 @@ def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[st
     if calls_summary:
         summary = {**summary, "calls": calls_summary}
     row = wh.commit_artefact(artefact_id=aid, stage=stage.name, stage_version=stage.version, input_ids=list(inputs.ids.values()),
-                             config=stage.config(spec), template_hashes=_templates(stage, spec), run_id=ctx.run_id,
+                             config=stage.config(spec), template_hashes=template_hashes_for(stage, spec), run_id=ctx.run_id,
                              summary=summary, expected_parts=expected)
     result = {"stage": stage.name, "artefact_id": aid, "status": "built", "rows": row["row_count"] if table_rows is None
               else table_rows, "summary": summary, "calls": calls_summary, "seconds": round(time.monotonic() - t0, 2)}
     _publish(ctx, stage, result)
     return result
-
-
-def _templates(stage: Stage, spec: Any) -> dict[str, str]:
-    from flows.dag import template_hashes_for
-
-    return template_hashes_for(stage, spec)
 
 
 def _delays(spec: Any) -> list[float]:

@@ -10,42 +10,24 @@ from __future__ import annotations
 import json
 import sys
 import time
-from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
+from specstress.flows import planning
+from specstress.flows.runner import dask_cluster_for
+from specstress.flows.stages import run_stage_subflow
+from specstress.tasks.registry import active_stages, artefact_ids
+from specstress.tasks.report import write_report
+from specstress.warehouse.ledger import Ledger
+from specstress.warehouse.store import Warehouse, utcnow
 
-from flows.dag import active_stages, artefact_ids
-from flows.stages import run_stage_subflow
 from specstress.context import RunContext
 from specstress.errors import BudgetExceeded
-from warehouse.store import Warehouse, utcnow
-
-
-@contextmanager
-def emulator_for(ctx: RunContext) -> Any:
-    """Start the in-process emulator when the spec enables it and no URL was given."""
-    spec = ctx.spec
-    if not spec.emulator.enabled or ctx.emulator_url:
-        yield None
-        return
-    from specstress.emulator import EmulatorServer
-    from specstress.taxonomy import ValueIndex, load_values_in_the_wild, load_yaml_taxonomy
-
-    if spec.taxonomy.source == "values_in_the_wild":
-        tax = load_values_in_the_wild(str(spec.resolve(spec.taxonomy.tree_csv or "")))
-    else:
-        tax = load_yaml_taxonomy(spec.resolve(spec.taxonomy.path))
-    server = EmulatorServer(ValueIndex.from_table(tax), spec.emulator.personas, spec.emulator.sim,
-                            spec.emulator.faults, seed=spec.emulator.seed).start()
-    ctx.emulator_url = server.url
-    if not ctx.quiet:
-        print(f"emulator: serving the simulated panel at {server.url}", file=sys.stderr)
-    try:
-        yield server
-    finally:
-        server.stop()
+from specstress.providers.engine import close_engine
+from specstress.providers.services import run_services
+from specstress.runspec import load_run_spec
+from specstress.secrets import redact
 
 
 def _run_name(**_: Any) -> str:
@@ -53,8 +35,6 @@ def _run_name(**_: Any) -> str:
         from prefect.runtime import flow_run
 
         params = flow_run.parameters
-        from specstress.runspec import load_run_spec
-
         return f"{load_run_spec(params['spec_path'], params.get('overrides')).name}-{time.strftime('%H%M%S')}"
     except Exception:  # noqa: BLE001
         return f"stress-test-{time.strftime('%H%M%S')}"
@@ -64,9 +44,6 @@ def _run_name(**_: Any) -> str:
 def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id: str | None = None,
                 emulator_url: str | None = None, quiet: bool = False, resend_errors: bool = False) -> dict[str, Any]:
     """Run a whole stress test from a run spec; returns a summary (paths, stages, costs)."""
-    from specstress import planning
-    from specstress.providers.engine import close_engine
-
     ctx = RunContext.create(spec_path, overrides, run_id=run_id, emulator_url=emulator_url, quiet=quiet,
                             resend_errors=resend_errors)
     spec = ctx.spec
@@ -84,21 +61,17 @@ def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id:
     results: list[dict[str, Any]] = []
     status, message, report_path = "failed", "", None
     t0 = time.monotonic()
-    from flows.runner import dask_cluster_for
-
-    with emulator_for(ctx) as server, dask_cluster_for(ctx):
+    with run_services(spec, ctx.emulator_url, quiet) as services, dask_cluster_for(ctx):
+        ctx.emulator_url = ctx.emulator_url or services.url
         try:
             for stage in active_stages(spec):
                 if not quiet:
                     print(f"stage {stage.name}: starting", file=sys.stderr)
                 res = run_stage_subflow(stage.name, ctx)
                 results.append(res)
-                if stage.name == "taxonomy" and server is not None:
-                    _refresh_emulator_index(server, wh, ids["taxonomy"])
+                services.after_stage(stage.name, lambda n=stage.name: wh.read_artefact(n, ids[n]))
                 if not quiet:
                     print(_stage_line(res), file=sys.stderr)
-            from tasks.report import write_report
-
             report_path = write_report(ctx, ids, results)
             status, message = "completed", "ok"
         except BudgetExceeded as exc:
@@ -111,20 +84,14 @@ def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id:
             close_engine(ctx.run_id)
             calls_sent = sum((r.get("calls") or {}).get("sent", 0) for r in results)
             hits = sum((r.get("calls") or {}).get("cache_hits", 0) for r in results)
-            from warehouse.ledger import Ledger
-
             ledger = Ledger(wh)
             spent = ledger.spent_by_run(ctx.run_id)  # every process's calls, Dask workers included
             calls_sent = ledger.calls_by_run(ctx.run_id)
             done = {r["stage"]: r["artefact_id"] for r in results}
-            from specstress.secrets import redact
-
             wh.record_run({**base_run, "status": status, "seq": 1, "finished_at": utcnow(),
                            "artefacts_json": json.dumps(done), "calls_sent": calls_sent, "cache_hits": hits,
                            "spent_usd": spent, "message": redact(message)[:2000], "report_path": report_path})
             try:
-                from warehouse.ledger import Ledger
-
                 Ledger(wh).compact(min_files=32)
             except Exception:  # noqa: BLE001
                 pass
@@ -135,8 +102,7 @@ def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id:
         "stages": [{k: r[k] for k in ("stage", "status", "rows", "artefact_id")} for r in results],
         "built": [r["stage"] for r in results if r["status"] == "built"],
     }
-    if server is not None:
-        summary["emulator"] = server.stats()
+    summary.update(services.stats())  # e.g. the emulator's counters, when the run started one
     try:  # say where the results are in the flow run's log too (a worker shows no CLI output)
         from prefect import get_run_logger
 
@@ -145,16 +111,6 @@ def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id:
     except Exception:  # noqa: BLE001
         pass
     return summary
-
-
-def _refresh_emulator_index(server: Any, wh: Warehouse, taxonomy_id: str) -> None:
-    """After an expansion, the simulated models must know the new values too."""
-    from specstress.taxonomy import ValueIndex
-
-    try:
-        server.state.agent.index = ValueIndex.from_table(wh.read_artefact("taxonomy", taxonomy_id))
-    except Exception:  # noqa: BLE001
-        pass
 
 
 def _stage_line(res: dict[str, Any]) -> str:

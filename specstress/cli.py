@@ -61,9 +61,18 @@ def _warehouse_from(args: argparse.Namespace) -> str:
 # ---------------------------------------------------------------------- commands
 
 
+def _views() -> Any:
+    """The warehouse views, with every registered stage's artefact schema known (for empty views)."""
+    from specstress.tasks.registry import all_stages
+    from specstress.warehouse import views
+
+    all_stages()
+    return views
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from specstress import planning
     from specstress.context import RunContext
+    from specstress.flows import planning
 
     overrides = _parse_sets(args.set) or None
     # Everything that can be checked is checked here, before Prefect starts and before any call.
@@ -72,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ctx.spent_before = planning.spent_before(ctx)
     planning.check_budget(ctx, planning.plan(ctx))
     _quiet_prefect()
-    from flows.stress_test import stress_test
+    from specstress.flows.stress_test import stress_test
 
     summary = stress_test(args.spec_path, overrides, emulator_url=args.emulator_url, quiet=args.quiet,
                           resend_errors=args.resend_errors)
@@ -91,9 +100,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from specstress import planning
     from specstress.context import RunContext
     from specstress.errors import MissingKeyError
+    from specstress.flows import planning
 
     ctx = RunContext.create(args.spec_path, _parse_sets(args.set) or None)
     try:
@@ -122,7 +131,7 @@ def _prices_date(spec: Any) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from specstress import planning
+    from specstress.flows import planning
     from specstress.runspec import load_run_spec
 
     spec = load_run_spec(args.spec_path, _parse_sets(args.set) or None)
@@ -133,7 +142,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from warehouse import views
+    views = _views()
 
     wh = _warehouse_from(args)
     if not Path(wh).exists() and "://" not in wh:
@@ -191,8 +200,8 @@ def _print_table(table: Any, fmt: str, max_width: int) -> None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from warehouse import views
-    from warehouse.sql_files import SQL_DIR
+    views = _views()
+    from specstress.warehouse.sql_files import SQL_DIR
 
     names = sorted(p.stem for p in (SQL_DIR / "queries").glob("*.sql"))
     if args.list or not args.name:
@@ -219,16 +228,39 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_views(args: argparse.Namespace) -> int:
-    from warehouse import views
+    views = _views()
 
     for name, cols in views.describe(_warehouse_from(args), args.run).items():
         print(f"{name}: " + ", ".join(f"{c} {t}" for c, t in cols))
     return 0
 
 
+def cmd_stages(args: argparse.Namespace) -> int:
+    """The registered stages in DAG order: kind, inputs, and (with a spec) whether the spec enables them."""
+    from specstress.tasks.registry import all_stages
+
+    spec = None
+    if args.spec_path:
+        from specstress.runspec import load_run_spec
+
+        spec = load_run_spec(args.spec_path)
+    rows = []
+    for st in all_stages():
+        inputs = ", ".join(st.inputs_for(spec) if spec else (*st.inputs, *(f"({o})" for o in st.optional_inputs)))
+        on = "" if spec is None else ("on" if st.enabled(spec) else "off")
+        rows.append((st.name, st.kind, type(st).__module__.removeprefix("specstress."), inputs or "-", on))
+    width = [max(len(r[i]) for r in rows + [("stage", "kind", "module", "inputs", "")]) for i in range(5)]
+    head = ("stage", "kind", "module", "inputs", "spec" if spec else "")
+    for r in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)).rstrip())
+    if spec is None:
+        print("(inputs in brackets are read only under some run specs; pass a run spec to resolve them)")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from tasks.report import write_report_for
-    from warehouse.store import Warehouse
+    from specstress.tasks.report import write_report_for
+    from specstress.warehouse.store import Warehouse
 
     wh = Warehouse(_warehouse_from(args))
     if not wh.latest_runs():
@@ -260,7 +292,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from specstress.paper_dataset import export_paper
-    from warehouse.store import Warehouse
+    from specstress.warehouse.store import Warehouse
 
     n = export_paper(Warehouse(_warehouse_from(args)), args.out, args.run, args.subset)
     print(f"wrote {n} rows in the paper dataset's format to {args.out}")
@@ -338,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--warehouse")
     v.add_argument("--spec")
     v.set_defaults(func=cmd_views)
+
+    sg = sub.add_parser("stages", help="list the registered stages in DAG order, with their inputs")
+    sg.add_argument("spec_path", nargs="?", help="a run spec: show which stages it enables and their inputs")
+    sg.set_defaults(func=cmd_stages)
 
     rp = sub.add_parser("report", help="write or refresh the latest run's HTML report and print its path")
     rp.add_argument("--run")

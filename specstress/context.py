@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from specstress.hashing import canonical_json, content_hash
+from specstress.hashing import canonical_json
 from specstress.runspec import RunSpec, load_run_spec
 
 _SPECS: dict[str, RunSpec] = {}
@@ -74,53 +74,3 @@ class RunContext:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
-
-
-def endpoint_identity(spec: RunSpec, model_id: str) -> str:
-    """The endpoint part of a call key for a model entry.
-
-    For models served by the emulator it includes a hash of everything that shapes the simulated
-    answers (the emulator seed, the sim knobs, this model's persona, the refusal and truncation
-    rates), so that changing a persona recomputes its calls. The port never enters it.
-    """
-    entry = spec.model(model_id)
-    if not entry.on_emulator:
-        import os
-
-        from specstress.providers import BASE_URL_VARIABLES
-
-        url = entry.base_url or os.environ.get(BASE_URL_VARIABLES.get(entry.provider, ""), "")
-        return public_url(url) if url else "default"
-    em = spec.emulator
-    shaping = {
-        "seed": em.seed,
-        "sim": em.sim.model_dump(mode="json"),
-        "persona": (spec.persona(entry.model).model_dump(mode="json") if spec.persona(entry.model) else None),
-        "refusal_rate": em.faults.refusal_rate,
-        "truncation_rate": em.faults.truncation_rate,
-    }
-    return "emulator:" + content_hash(shaping)[:12]
-
-
-def public_url(url: str) -> str:
-    """A URL without credentials or query string (what may enter keys, ids and lineage)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-
-
-def model_identity(spec: RunSpec, model_id: str) -> dict[str, Any]:
-    """What of a model entry changes its outputs (enters stage configs and so artefact ids)."""
-    e = spec.model(model_id)
-    return {
-        "id": e.id,
-        "provider": e.provider,
-        "model": e.model,
-        "endpoint": endpoint_identity(spec, model_id),
-        "api": e.api,
-        "params": e.params.model_dump(mode="json", exclude_none=True),
-    }

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from specstress.errors import SpecError
 from specstress.hashing import content_hash, short_id
-from warehouse.store import Warehouse, duckdb_connect, utcnow
+from specstress.warehouse.store import Warehouse, duckdb_connect, utcnow
 
 #: The twelve model keys of the release, in its column order.
 PAPER_MODELS = ("claude_3_5_sonnet", "claude_3_7_sonnet", "claude_opus_3", "claude_opus_4", "claude_sonnet_4",
@@ -40,7 +40,7 @@ def _col(name: str) -> str:
 
 def export_paper(wh: Warehouse, out: str, run: str | None = None, subset: str = "all") -> int:
     """Write the run's scenarios in the release's wide format; returns the number of rows."""
-    from warehouse.views import connect
+    from specstress.warehouse.views import connect
 
     con, sel = connect(wh, run)
     try:
@@ -82,12 +82,14 @@ def export_paper(wh: Warehouse, out: str, run: str | None = None, subset: str = 
 def import_paper(source: str, warehouse: str, name: str = "paper-release", tree_csv: str | None = None,
                  limit: int | None = None) -> dict[str, Any]:
     """Import the release (a Parquet file, a glob, or an ``hf://`` path) as a warehouse run."""
-    from tasks.analytics import DisagreementStage, OutliersStage, PrioritiesStage
-    from tasks.matching import CLASSIFICATIONS_SCHEMA
-    from tasks.pairs import PAIRS_SCHEMA
-    from tasks.responses import RESPONSES_SCHEMA
-    from tasks.scenarios import SCENARIOS_SCHEMA
-    from warehouse.sql_files import run_model
+    from specstress.tasks.disagreement import DisagreementStage
+    from specstress.tasks.matching import CLASSIFICATIONS_SCHEMA
+    from specstress.tasks.outliers import OutliersStage
+    from specstress.tasks.pairs import PAIRS_SCHEMA
+    from specstress.tasks.responses import RESPONSES_SCHEMA
+    from specstress.tasks.scenarios import SCENARIOS_SCHEMA
+    from specstress.tasks.value_priorities import PrioritiesStage
+    from specstress.warehouse.sql_files import run_model
 
     wh = Warehouse(warehouse)
     con = duckdb_connect(source if "://" in source else None)

@@ -11,6 +11,9 @@ import yaml
 from specstress.domain import Usage
 from specstress.errors import SpecError
 
+#: Output tokens assumed per call when estimating (max_tokens caps it).
+TYPICAL_OUTPUT_TOKENS = 700
+
 
 @dataclass(frozen=True)
 class ModelPrice:

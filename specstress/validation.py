@@ -59,7 +59,7 @@ def run_validation(spec_path: str, overrides: dict[str, Any] | None = None, quie
                    emulator_url: str | None = None) -> ValidationReport:
     import time
 
-    from flows.stress_test import stress_test
+    from specstress.flows.stress_test import stress_test
 
     t0 = time.monotonic()
     summary = stress_test(spec_path, overrides, emulator_url=emulator_url, quiet=quiet)
@@ -71,7 +71,7 @@ def run_validation(spec_path: str, overrides: dict[str, Any] | None = None, quie
 def score(spec_path: str, overrides: dict[str, Any] | None, warehouse: str, run_id: str) -> ValidationReport:
     from specstress.runspec import load_run_spec
     from specstress.sim.personas import expected_positions
-    from warehouse.views import connect
+    from specstress.warehouse.views import connect
 
     spec = load_run_spec(spec_path, overrides)
     con, sel = connect(warehouse, run_id)

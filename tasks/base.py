@@ -9,14 +9,17 @@ sends them, parses the outcomes and writes one Parquet part (``run_shard``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from specstress.warehouse.sql_files import add_model_dir, model_refs, model_sql_hash, run_model
 
-from specstress.context import RunContext, endpoint_identity, model_identity
+from specstress.context import RunContext
 from specstress.domain import CallRequest, CallResult
 from specstress.errors import ShardIncomplete
 from specstress.prompts import Template
+from specstress.providers.services import endpoint_identity, model_identity
 from specstress.runspec import RunSpec
 from specstress.schemas import schema_spec
 
@@ -54,6 +57,8 @@ class Stage:
     name: str = ""
     version: str = "1"
     inputs: tuple[str, ...] = ()
+    #: Stages this one reads only under some run specs (see :meth:`inputs_for`); they order the DAG.
+    optional_inputs: tuple[str, ...] = ()
     templates: tuple[str, ...] = ()
     schema: pa.Schema | None = None
     kind: str = "compute"  # compute | calls
@@ -71,6 +76,14 @@ class Stage:
     def config(self, spec: RunSpec) -> dict[str, Any]:
         """The part of the run spec this stage reads (enters the artefact id)."""
         return {}
+
+    def code_hash(self) -> str | None:
+        """A hash of code the stage runs from files (a SQL model): editing it recomputes the artefact."""
+        return None
+
+    def templates_for(self, spec: RunSpec) -> tuple[str, ...]:
+        """The prompt templates this stage renders under ``spec`` (their hashes enter the artefact id)."""
+        return self.templates
 
     # ------------------------------------------------------------------ work
 
@@ -163,3 +176,47 @@ class Sender:
         self.results.extend(results)
         return results
 
+
+
+# ---------------------------------------------------------------------- SQL stages
+
+
+def subsets_table(spec: RunSpec) -> pa.Table:
+    """The run spec's model subsets as a (subset, model_id) table; ``all`` is the whole panel."""
+    rows = [(name, m) for name, members in spec.all_subsets().items() for m in members]
+    return pa.table({"subset": [r[0] for r in rows], "model_id": [r[1] for r in rows]})
+
+
+class SqlStage(Stage):
+    """A stage computed by one SQL model, ``warehouse/sql/models/<model_sql>.sql`` (default: the
+    stage's name). Its inputs are the model's ``{{ ref('stage') }}``s, declared once, in the SQL."""
+
+    model_sql = ""
+    #: Where the model file is when it is not in ``warehouse/sql/models`` (a stage kept elsewhere).
+    sql_dir: Path | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name and not cls.model_sql:
+            cls.model_sql = cls.name
+        if cls.sql_dir is not None:
+            add_model_dir(cls.sql_dir)
+        if cls.model_sql:
+            cls.inputs = tuple(model_refs(cls.model_sql))
+
+    def code_hash(self) -> str:
+        """The content hash of the model file and the shared macros: editing the SQL recomputes the
+        artefact (as dbt would). A model it refers to is an input artefact, whose id has its own hash."""
+        return model_sql_hash(self.model_sql)
+
+    def sources(self, ctx: RunContext, inputs: Inputs) -> dict[str, Any]:
+        return {name: inputs.loader.paths(name, aid) for name, aid in inputs.ids.items()}
+
+    def params(self, spec: RunSpec) -> dict[str, Any]:
+        return {}
+
+    def compute(self, ctx: RunContext, inputs: Inputs) -> pa.Table:
+        src = self.sources(ctx, inputs)
+        src["subsets"] = subsets_table(ctx.spec)
+        t = run_model(self.model_sql, src, self.params(ctx.spec))
+        return t.cast(self.schema) if self.schema is not None else t

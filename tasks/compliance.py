@@ -11,14 +11,15 @@ import random
 from typing import Any
 
 import pyarrow as pa
+from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.registry import register_stage
+from specstress.tasks.responses import kept_scenarios
 
 from specstress.context import RunContext
 from specstress.domain import DISAGREEMENT_BINS, CallRequest, Outcome
 from specstress.hashing import sha256_hex
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
-from tasks.responses import kept_scenarios
 
 COMPLIANCE_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("judge", pa.string()), ("verdict", pa.string()),
@@ -58,6 +59,7 @@ def model_spec_text(spec: RunSpec) -> tuple[str, str]:
     return _SPEC_CACHE[key], digest
 
 
+@register_stage
 class ComplianceStage(Stage):
     name = "compliance"
     version = "1"

@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from specstress.tasks.base import Inputs, Stage
+from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.kcenter import kcenter
 from specstress.runspec import RunSpec
-from tasks.base import Inputs, Stage
 
 DIVERSITY_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("kept", pa.bool_()), ("center_id", pa.string()), ("distance", pa.float64()),
@@ -26,6 +27,7 @@ def vectors_of(table: pa.Table) -> np.ndarray:
     return flat.reshape(len(col), -1)
 
 
+@register_stage
 class DiversityStage(Stage):
     name = "diversity"
     version = "2"  # 2: the exact r-net / fixed farthest-first of specstress.kcenter

@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from specstress.tasks.base import Inputs, Stage
+from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.errors import SpecError
 from specstress.hashing import short_id
 from specstress.runspec import RunSpec
-from tasks.base import Inputs, Stage
 
 PAIRS_SCHEMA = pa.schema([
     ("pair_id", pa.string()), ("value1", pa.string()), ("value2", pa.string()),
@@ -54,6 +55,7 @@ def sample_pairs(n: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     return np.where(flip, j, i), np.where(flip, i, j)
 
 
+@register_stage
 class PairsStage(Stage):
     name = "pairs"
     version = "1"

@@ -8,14 +8,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request
+from specstress.tasks.registry import artefact_ids, register_stage
+from specstress.tasks.scope import ScopedStage
+from specstress.warehouse.store import Warehouse
 
 from specstress.context import RunContext
 from specstress.domain import CallRequest, Outcome
 from specstress.embedding import hashed_embeddings
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from tasks.base import EstimateRow, Inputs, Sender, make_request
-from tasks.scope import ScopedStage
 
 FREEFORM_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("expressed", pa.string()),
@@ -24,6 +26,7 @@ FREEFORM_SCHEMA = pa.schema([
 ])
 
 
+@register_stage
 class PriorityFreeformStage(ScopedStage):
     name = "priority_freeform"
     version = "1"
@@ -52,9 +55,6 @@ class PriorityFreeformStage(ScopedStage):
                              {"query": it["query"], "response": it["response"]}, purpose=self.name) for it in items]
 
     def run_shard(self, ctx: RunContext, items: list[dict[str, Any]], send: Sender) -> pa.Table:
-        from flows.dag import artefact_ids
-        from warehouse.store import Warehouse
-
         tax = Warehouse(ctx.warehouse_root).read_artefact("taxonomy", artefact_ids(ctx.spec)["taxonomy"]).to_pylist()
         names = [t["value"] for t in tax]
         leaf_vecs = hashed_embeddings([f"{t['value']} {t['value']} {t['description']}" for t in tax], 512)

@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request
+from specstress.tasks.registry import register_stage
+from specstress.tasks.scope import ScopedStage
 
 from specstress.context import RunContext
 from specstress.domain import REFUSAL_LADDER, REFUSAL_THRESHOLD, CallRequest, Outcome
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from tasks.base import EstimateRow, Inputs, Sender, make_request
-from tasks.scope import ScopedStage
 
 REFUSALS_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("level", pa.int8()), ("label", pa.string()),
@@ -22,6 +23,7 @@ REFUSALS_SCHEMA = pa.schema([
 ])
 
 
+@register_stage
 class RefusalsStage(ScopedStage):
     name = "refusals"
     version = "1"

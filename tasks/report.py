@@ -13,9 +13,10 @@ import io
 import json
 from typing import Any
 
+from specstress.warehouse.store import Warehouse
+from specstress.warehouse.views import connect
+
 from specstress.context import RunContext
-from warehouse.store import Warehouse
-from warehouse.views import connect
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1180px;color:#1d2230;line-height:1.45}
@@ -196,7 +197,7 @@ def render_report(wh: Warehouse, run: str | None = None, top_n: int = 10) -> str
 
 def write_report(ctx: RunContext, ids: dict[str, str], results: list[dict[str, Any]]) -> str:
     """Render the report of this run (its artefacts are recorded before rendering)."""
-    from warehouse.store import utcnow
+    from specstress.warehouse.store import utcnow
 
     wh = Warehouse(ctx.warehouse_root)
     spec = ctx.spec
@@ -212,7 +213,7 @@ def write_report(ctx: RunContext, ids: dict[str, str], results: list[dict[str, A
 
 
 def write_report_for(wh: Warehouse, run: str | None, top_n: int = 10) -> str:
-    from warehouse.views import select_run
+    from specstress.warehouse.views import select_run
 
     sel = select_run(wh, run)
     page = render_report(wh, sel.run_id, top_n)

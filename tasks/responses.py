@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.domain import CallRequest
 from specstress.runspec import RunSpec
-from tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
 
 RESPONSES_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("provider", pa.string()), ("model", pa.string()),
@@ -29,6 +30,7 @@ def kept_scenarios(inputs: Inputs) -> list[dict[str, Any]]:
     return [s for s in scen if s["status"] == "ok" and (keep is None or s["scenario_id"] in keep)]
 
 
+@register_stage
 class ResponsesStage(Stage):
     name = "responses"
     version = "1"

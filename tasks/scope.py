@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from specstress.tasks.base import Inputs, Stage, models_config
+from specstress.tasks.responses import kept_scenarios
+
 from specstress.runspec import AnalysisScope, RunSpec
-from tasks.base import Inputs, Stage, models_config
-from tasks.responses import kept_scenarios
 
 
 class ScopedStage(Stage):
@@ -17,6 +18,7 @@ class ScopedStage(Stage):
     section = ""  # topics | refusals | priorities
     role = ""  # topic_tagger | refusal_classifier | priority_describer
     kind = "calls"
+    optional_inputs = ("high_disagreement",)
 
     def settings(self, spec: RunSpec) -> AnalysisScope:
         return getattr(spec, self.section)

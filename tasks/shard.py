@@ -17,10 +17,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
+from specstress.tasks.base import Inputs, Sender
+from specstress.tasks.registry import stage_by_name
+from specstress.warehouse.store import ArtefactLoader, Warehouse
 
 from specstress.context import RunContext
 from specstress.errors import BudgetExceeded, FatalProviderError, SpecError
-from tasks.base import Inputs, Sender
 
 NO_RETRY = (BudgetExceeded, FatalProviderError, SpecError)
 
@@ -55,8 +57,7 @@ def estimate_cost(ctx: RunContext, requests: list[Any], calls_factor: float = 1.
     """Dollars a batch is expected to cost, on the same basis as ``specstress plan``: prompt characters
     / 4 in, and the typical output (``max_tokens`` capped at 700) out."""
     from specstress.domain import Usage
-    from specstress.planning import TYPICAL_OUTPUT_TOKENS
-    from specstress.prices import PriceTable
+    from specstress.prices import TYPICAL_OUTPUT_TOKENS, PriceTable
 
     spec = ctx.spec
     prices = PriceTable.load(spec.resolve(spec.prices))
@@ -89,9 +90,8 @@ def ctx_spent(ctx: RunContext, engine: Any) -> float:
 def shard_task(stage_name: str, ctx_dict: dict[str, Any], artefact_id: str, shard_index: int, plan_path: str,
                part_name: str) -> dict[str, Any]:
     """Run one shard of a call stage and write its Parquet part (idempotent)."""
-    from flows.dag import stage_by_name
+
     from specstress.providers.engine import get_engine
-    from warehouse.store import Warehouse
 
     ctx = RunContext.from_dict(ctx_dict)
     stage = stage_by_name(stage_name)
@@ -123,9 +123,6 @@ def shard_task(stage_name: str, ctx_dict: dict[str, Any], artefact_id: str, shar
 @task(name="compute", retry_condition_fn=should_retry, persist_result=False)
 def compute_task(stage_name: str, ctx_dict: dict[str, Any], artefact_id: str, input_ids: dict[str, str]) -> dict[str, Any]:
     """Compute a whole artefact (no sharding) and write it as one part."""
-    from flows.dag import stage_by_name
-    from flows.runner import ArtefactLoader
-    from warehouse.store import Warehouse
 
     ctx = RunContext.from_dict(ctx_dict)
     stage = stage_by_name(stage_name)

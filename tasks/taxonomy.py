@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.embedding import hashed_embeddings
@@ -20,9 +22,9 @@ from specstress.taxonomy import (
     normalise_name,
     value_id,
 )
-from tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
 
 
+@register_stage
 class TaxonomyStage(Stage):
     name = "taxonomy"
     version = "1"

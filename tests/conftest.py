@@ -48,7 +48,7 @@ def make_emulator(spec_path: Path = DEMO, faults=None, **overrides):
 @pytest.fixture(scope="session")
 def demo_run(prefect_server, tmp_path_factory):
     """The full demo spec run once through Prefect against a test-owned emulator."""
-    from flows.stress_test import stress_test
+    from specstress.flows.stress_test import stress_test
 
     wh = tmp_path_factory.mktemp("demo-warehouse")
     emu = make_emulator().start()

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flows.dag import artefact_ids
+from specstress.tasks.registry import artefact_ids
+
 from specstress.runspec import load_run_spec
 
 DEMO = Path(__file__).resolve().parents[1] / "specs" / "runs" / "demo.yaml"
@@ -19,7 +20,7 @@ def ids(**overrides):
 
 def test_ids_are_stable_across_processes():
     here = ids()
-    code = ("from flows.dag import artefact_ids; from specstress.runspec import load_run_spec; "
+    code = ("from specstress.tasks.registry import artefact_ids; from specstress.runspec import load_run_spec; "
             f"print(sorted(artefact_ids(load_run_spec({str(DEMO)!r})).items()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(sorted(here.items()))
@@ -72,7 +73,7 @@ def test_persona_change_recomputes_responses():
 
 
 def test_base_url_enters_call_keys_without_credentials():
-    from specstress.context import endpoint_identity, public_url
+    from specstress.providers.services import endpoint_identity, public_url
 
     spec = load_run_spec(DEMO, {"models": [
         {"id": "a", "provider": "openai", "model": "gpt-x", "base_url": "https://user:pw@proxy.example/v1/?key=1"},

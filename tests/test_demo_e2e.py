@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from warehouse import views
-from warehouse.store import Warehouse
+from specstress.warehouse import views
+from specstress.warehouse.store import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "specs" / "runs" / "demo.yaml"
@@ -70,7 +69,7 @@ def test_every_number_traces_to_calls(demo_run):
 
 
 def test_rerun_sends_nothing_and_builds_nothing(demo_run):
-    from flows.stress_test import stress_test
+    from specstress.flows.stress_test import stress_test
 
     emu = demo_run["emulator"]
     wh = Warehouse(demo_run["warehouse"])

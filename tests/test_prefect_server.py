@@ -15,11 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from specstress.warehouse import views
+from specstress.warehouse.store import Warehouse
 
 from specstress.emulator import free_port
 from tests.conftest import DEMO, make_emulator
-from warehouse import views
-from warehouse.store import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from specstress.warehouse import views
+from specstress.warehouse.store import Warehouse
 
 from specstress.context import RunContext
 from specstress.errors import BudgetExceeded
 from tests.conftest import DEMO, make_emulator
-from warehouse import views
-from warehouse.store import Warehouse
 
 SMALL = {"pairs.count": 8}
 
@@ -25,8 +25,7 @@ SMALL = {"pairs.count": 8}
 def test_shard_task_retry_resends_only_unfinished_calls(prefect_server, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
-
-    from flows.stress_test import stress_test
+    from specstress.flows.stress_test import stress_test
 
     over = {**SMALL, "warehouse": str(tmp_path), "name": "retrytest",
             "shards": {"size": 5000, "task_retries": 3, "retry_delay_s": 0.5},
@@ -55,8 +54,9 @@ def test_shard_task_retry_resends_only_unfinished_calls(prefect_server, tmp_path
 
 
 def test_plan_arithmetic_and_exact_ledger_hits(prefect_server, tmp_path):
-    from flows.stress_test import stress_test
-    from specstress import planning
+    from specstress.flows import planning
+    from specstress.flows.stress_test import stress_test
+
     from specstress.domain import Usage
     from specstress.prices import PriceTable
 
@@ -103,8 +103,8 @@ def test_budget_refusal_exit_3_and_nothing_sent(tmp_path):
 
 
 def test_budget_stop_mid_run_then_resume_without_paying_twice(prefect_server, tmp_path):
-    from flows.stress_test import stress_test
-    from specstress import planning
+    from specstress.flows import planning
+    from specstress.flows.stress_test import stress_test
 
     over = {**SMALL, "warehouse": str(tmp_path), "name": "budgettest"}
     est = planning.remaining_cost(planning.plan(RunContext.create(DEMO, over)))

@@ -108,7 +108,7 @@ def test_missing_spec_file(tmp_path):
 
 
 def test_persona_unknown_category_fails_preflight(tmp_path):
-    from specstress.planning import preflight
+    from specstress.flows.planning import preflight
 
     d = mutate(lambda d: d["emulator"]["personas"][0]["weights"].update({"Protecting vulnerable entitys": 1.0}))
     spec = load_run_spec(write(tmp_path, d))
@@ -117,7 +117,7 @@ def test_persona_unknown_category_fails_preflight(tmp_path):
 
 
 def test_missing_key_names_variable(tmp_path, monkeypatch):
-    from specstress.planning import preflight
+    from specstress.flows.planning import preflight
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     d = mutate(lambda d: d["models"][0].pop("base_url"))

@@ -12,8 +12,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from warehouse.sql_files import run_model
+from specstress.warehouse.sql_files import run_model
 
 CATEGORIES = ["care", "candour", "autonomy", "safety"]
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from specstress.tasks.pairs import decode_pair_index, sample_pairs
 
 from specstress.errors import SpecError
 from specstress.taxonomy import ValueIndex, load_values_in_the_wild, load_yaml_taxonomy
-from tasks.pairs import decode_pair_index, sample_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "specs" / "taxonomy" / "seed.yaml"
@@ -77,13 +77,13 @@ def test_values_in_the_wild_errors(tmp_path):
 
 
 def test_taxonomy_expansion_through_the_emulator(tmp_path):
-    from flows.runner import ArtefactLoader
+    from specstress.tasks.base import Inputs
+    from specstress.tasks.taxonomy import TaxonomyStage
+    from specstress.warehouse.store import ArtefactLoader, Warehouse
+
     from specstress.context import RunContext
     from specstress.providers.engine import close_engine
-    from tasks.base import Inputs
-    from tasks.taxonomy import TaxonomyStage
     from tests.conftest import DEMO, make_emulator
-    from warehouse.store import Warehouse
 
     over = {"warehouse": str(tmp_path), "taxonomy.source": "expand", "taxonomy.per_category": 3,
             "roles.taxonomy_expander": "judge-claude"}

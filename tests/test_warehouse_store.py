@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from specstress.warehouse import views
+from specstress.warehouse.store import Warehouse
 
 from specstress.runspec import load_run_spec
 from tests.conftest import DEMO
-from warehouse import views
-from warehouse.store import Warehouse
 
 
 def test_parts_are_invisible_until_renamed_and_artefacts_until_committed(tmp_path):
@@ -50,7 +50,7 @@ def test_file_url_root(tmp_path):
     assert root == f"{tmp_path}/wh"
     wh = Warehouse(f"file://{tmp_path}/wh")
     assert wh.is_local
-    from tasks.pairs import PAIRS_SCHEMA
+    from specstress.tasks.pairs import PAIRS_SCHEMA
 
     row = {f.name: None for f in PAIRS_SCHEMA} | {"pair_id": "p", "value1": "a", "value2": "b"}
     wh.write_part("pairs", "p-1", wh.part_name(0), pa.Table.from_pylist([row], schema=PAIRS_SCHEMA))

@@ -324,3 +324,16 @@ class Warehouse:
             if cur is None or r["seq"] > cur["seq"]:
                 latest[r["run_id"]] = r
         return sorted(latest.values(), key=lambda r: r["started_at"], reverse=True)
+
+
+class ArtefactLoader:
+    """Reads committed artefacts of one warehouse."""
+
+    def __init__(self, wh: Warehouse) -> None:
+        self.wh = wh
+
+    def __call__(self, stage: str, artefact_id: str) -> pa.Table:
+        return self.wh.read_artefact(stage, artefact_id)
+
+    def paths(self, stage: str, artefact_id: str) -> list[str]:
+        return self.wh.parts(stage, artefact_id)

@@ -10,42 +10,42 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import duckdb
 import pyarrow as pa
+from specstress.warehouse.ledger import LEDGER_SCHEMA
+from specstress.warehouse.sql_files import SQL_DIR, sql_list
+from specstress.warehouse.store import LINEAGE_SCHEMA, RUN_SCHEMA, Warehouse, duckdb_connect
 
-from warehouse.ledger import LEDGER_SCHEMA
-from warehouse.sql_files import SQL_DIR, sql_list
-from warehouse.store import LINEAGE_SCHEMA, RUN_SCHEMA, Warehouse, duckdb_connect
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+#: Sources that are warehouse tables rather than stage artefacts.
+TABLES = ("ledger", "lineage", "runs")
 
-#: View name -> the artefacts (stage names) or tables it reads. Order matters (later may use earlier).
-VIEWS: dict[str, tuple[str, ...]] = {
-    "value_taxonomy": ("taxonomy",),
-    "value_pairs": ("pairs",),
-    "scenarios": ("scenarios", "diversity"),
-    "scenario_attempts": ("scenarios",),
-    "responses": ("responses",),
-    "spectra": ("spectra",),
-    "classifications": ("classifications",),
-    "disagreement": ("disagreement",),
-    "value_priorities": ("value_priorities",),
-    "outliers": ("outliers",),
-    "high_disagreement": ("high_disagreement",),
-    "topics": ("topics",),
-    "refusals": ("refusals",),
-    "priority_freeform": ("priority_freeform",),
-    "value_priorities_freeform": ("priority_freeform",),
-    "compliance_judgments": ("compliance",),
-    "compliance": ("compliance",),
-    "judge_agreement": ("compliance",),
-    "calls": ("ledger",),
-    "call_log": ("ledger",),
-    "artefacts": ("lineage",),
-    "runs": ("runs",),
-}
+
+@lru_cache(maxsize=1)
+def _view_files() -> dict[str, tuple[str, ...]]:
+    return {p.stem: tuple(dict.fromkeys(_PLACEHOLDER.findall(p.read_text(encoding="utf-8"))))
+            for p in sorted((SQL_DIR / "views").glob("*.sql"))}
+
+
+def view_sources() -> dict[str, tuple[str, ...]]:
+    """View name -> the artefacts (stage names) or tables it reads: the ``{{ name }}``s of its file,
+    declared once, where they are used."""
+    return dict(_view_files())
+
 
 READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
+
+#: Stage name -> artefact schema, registered by the stage registry as stages register (the columns of
+#: an empty view for a stage the selected run did not build).
+ARTEFACT_SCHEMAS: dict[str, pa.Schema] = {}
+
+
+def register_artefact_schema(stage: str, schema: pa.Schema) -> None:
+    ARTEFACT_SCHEMAS[stage] = schema
 
 
 class ReadOnlyError(ValueError):
@@ -78,17 +78,14 @@ def select_run(wh: Warehouse, run: str | None = None) -> RunSelection:
     return RunSelection(chosen["run_id"], chosen["name"], chosen["status"], json.loads(chosen["artefacts_json"] or "{}"))
 
 
-def _schema_of(stage: str) -> pa.Schema | None:
-    try:
-        from flows.dag import stage_by_name
+def connect(wh: Warehouse | str, run: str | None = None,
+            schemas: Mapping[str, pa.Schema] | None = None) -> tuple[duckdb.DuckDBPyConnection, RunSelection]:
+    """An in-memory DuckDB connection with every view defined for ``run``.
 
-        return stage_by_name(stage).schema
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def connect(wh: Warehouse | str, run: str | None = None) -> tuple[duckdb.DuckDBPyConnection, RunSelection]:
-    """An in-memory DuckDB connection with every view defined for ``run``."""
+    ``schemas`` (stage name -> artefact schema, from the stage registry) give the columns of an empty
+    view for a stage the run did not build.
+    """
+    schemas = {**ARTEFACT_SCHEMAS, **(schemas or {})}
     if isinstance(wh, str):
         wh = Warehouse(wh)
     sel = select_run(wh, run)
@@ -102,24 +99,31 @@ def connect(wh: Warehouse | str, run: str | None = None) -> tuple[duckdb.DuckDBP
 
     for stage, aid in sel.artefacts.items():
         parts = wh.parts(stage, aid)
-        sources[stage] = f"read_parquet({sql_list(parts)}, union_by_name=true)" if parts else empty(stage, _schema_of(stage))
+        sources[stage] = f"read_parquet({sql_list(parts)}, union_by_name=true)" if parts else empty(stage, schemas.get(stage))
     ledger = wh.glob("ledger", "part-*.parquet")
     sources["ledger"] = f"read_parquet({sql_list(ledger)}, union_by_name=true)" if ledger else empty("ledger", LEDGER_SCHEMA)
     lineage = wh.glob("lineage", "*.parquet")
     sources["lineage"] = f"read_parquet({sql_list(lineage)}, union_by_name=true)" if lineage else empty("lineage", LINEAGE_SCHEMA)
     runs = wh.glob("runs", "*.parquet")
     sources["runs"] = f"read_parquet({sql_list(runs)}, union_by_name=true)" if runs else empty("runs", RUN_SCHEMA)
-    for view, needs in VIEWS.items():
+    files = view_sources()
+    for view, needs in files.items():
         path = SQL_DIR / "views" / f"{view}.sql"
-        if not path.exists():
-            continue
         params = {}
         for n in needs:
-            params[n] = sources.get(n) or empty(n, _schema_of(n))
+            params[n] = sources.get(n) or empty(n, schemas.get(n))
         sql = re.sub(r"\{\{\s*([a-z_]+)\s*\}\}", lambda m, p=params: p[m.group(1)], path.read_text(encoding="utf-8"))
         body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
         con.execute(f"CREATE VIEW {view} AS {body}")
+    for stage in stage_views(schemas, sel.artefacts):  # every stage has a view with its name
+        con.execute(f"CREATE VIEW {stage} AS SELECT * FROM {sources.get(stage) or empty(stage, schemas.get(stage))}")
     return con, sel
+
+
+def stage_views(schemas: Mapping[str, pa.Schema], artefacts: Mapping[str, str]) -> list[str]:
+    """Stages without a view file of their own name: each gets a view of its artefact as written."""
+    files = view_sources()
+    return sorted(s for s in {*schemas, *artefacts} if s not in files and re.fullmatch(r"[a-z_][a-z0-9_]*", s))
 
 
 def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
@@ -147,7 +151,8 @@ def query(wh: Warehouse | str, sql: str, run: str | None = None) -> pa.Table:
 
 
 def view_names() -> list[str]:
-    return [v for v in VIEWS if (SQL_DIR / "views" / f"{v}.sql").exists()]
+    """The views with a file (documented in the README), then the stages' own views."""
+    return list(view_sources()) + stage_views(ARTEFACT_SCHEMAS, {})
 
 
 def describe(wh: Warehouse | str, run: str | None = None) -> dict[str, list[tuple[str, str]]]:

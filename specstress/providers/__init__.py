@@ -10,15 +10,8 @@ import os
 from typing import Any
 
 from specstress.errors import MissingKeyError
+from specstress.providers.services import BASE_URL_VARIABLES
 from specstress.secrets import EMULATOR_KEY, find_key, key_variables
-
-BASE_URL_VARIABLES = {
-    "openai": "OPENAI_BASE_URL",
-    "anthropic": "ANTHROPIC_BASE_URL",
-    "google": "GOOGLE_GEMINI_BASE_URL",
-    "xai": "XAI_BASE_URL",
-    "openai_compatible": "OPENAI_COMPATIBLE_BASE_URL",
-}
 
 
 def emulator_base_url(provider: str, emulator_url: str) -> str:

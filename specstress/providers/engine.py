@@ -26,8 +26,8 @@ from specstress.prices import ModelPrice, PriceTable
 from specstress.providers.base import FATAL_KINDS, ProviderError, RawReply, classify_exception
 from specstress.providers.limiter import ModelLimiter
 from specstress.secrets import redact
-from warehouse.ledger import Ledger, make_row
-from warehouse.store import Warehouse, utcnow
+from specstress.warehouse.ledger import Ledger, make_row
+from specstress.warehouse.store import Warehouse, utcnow
 
 
 @dataclass

@@ -2,7 +2,6 @@
 -- D(x, M) = max over the two values of the population standard deviation (ddof = 0) of the
 -- positions that the models of subset M took on scenario x. Computed only where at least two
 -- models of the subset have an ok placement; n_models says how many did.
--- ref: position_grid
 -- Inputs: position_grid, subsets(subset, model_id). Parameter: {{high}}.
 --
 -- How (for speed; see bench/analytics.py): position_grid already holds, per scenario, every
@@ -37,7 +36,7 @@ partial AS NOT MATERIALIZED (   -- per scenario x subset x lane: placements n, s
            placed(g.positions2 & m.mask)::BIGINT AS n2,
            position_sum(g.positions2 & m.mask)::BIGINT AS s2,
            position_square_sum(g.positions2 & m.mask)::BIGINT AS q2
-    FROM position_grid g JOIN spread m USING (lane)
+    FROM {{ ref('position_grid') }} g JOIN spread m USING (lane)
 ),
 sums AS (
     SELECT subset, scenario_id, pair_id, n1, s1, q1, n2, s2, q2 FROM partial WHERE lanes = 1

@@ -3,7 +3,6 @@
 -- at least ceil({{min_share}} x (n - 1)) of the other n - 1 models that placed that scenario
 -- (the paper: 4 points from at least 9 of the other 11). One row per scenario x model, with the
 -- number of models it stands apart from on each value.
--- ref: position_grid
 -- Inputs: position_grid, subsets (the 'all' subset defines the panel and the grid's model order).
 --
 -- How (for speed; see bench/analytics.py): position_grid holds every panel model's positions on a
@@ -43,7 +42,7 @@ lane_counts AS (    -- per scenario and lane: digit v - 1 (9 bits) = how many ni
              + (at_least(positions2, 3)::BIGINT << 18) + (at_least(positions2, 4)::BIGINT << 27)
              + (at_least(positions2, 5)::BIGINT << 36) + (at_least(positions2, 6)::BIGINT << 45)
              + (at_least(positions2, 7)::BIGINT << 54) AS ge2
-    FROM position_grid
+    FROM {{ ref('position_grid') }}
 ),
 scenario_counts AS (    -- panels of more than 15 models: the counts of all lanes (otherwise empty)
     SELECT scenario_id,

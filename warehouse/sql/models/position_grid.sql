@@ -19,7 +19,7 @@ ok AS NOT MATERIALIZED (    -- inlined into both halves of per_lane
                 ELSE error('position_grid: value_slot ' || c.value_slot || ' is not 1 or 2') END AS value_slot,
            CASE WHEN c.position BETWEEN 0 AND 6 THEN c.position
                 ELSE error('position_grid: position ' || c.position || ' is outside 0..6') END AS position
-    FROM classifications c JOIN panel p USING (model_id)
+    FROM {{ ref('classifications') }} c JOIN panel p USING (model_id)
     WHERE c.status = 'ok' AND c.position IS NOT NULL
 ),
 per_lane AS (

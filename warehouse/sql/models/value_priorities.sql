@@ -4,7 +4,6 @@
 --   win_rate       share of scenarios where the model placed this category's value above the other value
 --   distinctiveness  score minus the panel's mean score for the category
 --   rank           1 = the category the model favours most (by score, then win_rate)
--- ref: position_grid
 -- Inputs: position_grid, pairs, subsets (the 'all' subset gives the grid's model order).
 --
 -- How (for speed; see bench/analytics.py): pairing each placement with the same model's placement
@@ -24,20 +23,20 @@ lanes AS (
 categories AS (   -- the pairs' categories, numbered: an integer key groups much faster than a name
     SELECT category, any_value(top_category) AS top_category,
            (row_number() OVER (ORDER BY category) - 1)::INTEGER AS c
-    FROM (SELECT category1 AS category, top_category1 AS top_category FROM pairs
+    FROM (SELECT category1 AS category, top_category1 AS top_category FROM {{ ref('pairs') }}
           UNION ALL
-          SELECT category2, top_category2 FROM pairs)
+          SELECT category2, top_category2 FROM {{ ref('pairs') }})
     GROUP BY category
 ),
 keyed_pairs AS (
     SELECT p.pair_id, c1.c AS c1, c2.c AS c2
-    FROM pairs p JOIN categories c1 ON c1.category = p.category1 JOIN categories c2 ON c2.category = p.category2
+    FROM {{ ref('pairs') }} p JOIN categories c1 ON c1.category = p.category1 JOIN categories c2 ON c2.category = p.category2
 ),
 unpacked AS NOT MATERIALIZED (   -- one row per scenario x model: its nibbles (position + 1, 0 = none) on both values
     SELECT s.m.i AS i, s.c1, s.c2,
            nibble(s.positions1, s.m.j) AS nibble1, nibble(s.positions2, s.m.j) AS nibble2
     FROM (SELECT k.c1, k.c2, g.positions1, g.positions2, unnest(ln.members) AS m
-          FROM position_grid g JOIN keyed_pairs k USING (pair_id) JOIN lanes ln USING (lane)) s
+          FROM {{ ref('position_grid') }} g JOIN keyed_pairs k USING (pair_id) JOIN lanes ln USING (lane)) s
 ),
 counted AS (    -- per value: how often each model put a category's value at each nibble, against each nibble
                 -- on the other value, as one small integer key (a much cheaper group than names)

@@ -1,7 +1,7 @@
 """Before any money is spent: preflight checks and the cost plan.
 
-``preflight`` fails fast on missing keys (naming the variable), bad persona categories, unknown
-prices and unreadable inputs. ``plan`` estimates, per stage and model, the calls planned, the
+``preflight`` fails fast on missing keys (naming the variable), unknown prices, unreadable inputs
+and whatever the provider plugins check (the simulated panel: its personas' categories). ``plan`` estimates, per stage and model, the calls planned, the
 calls already final in the ledger, the tokens and the dollars of the remaining work. Where a
 stage's inputs already exist its calls are built for real and looked up in the ledger; otherwise
 the counts come from the run spec and typical sizes (stated as estimates).
@@ -13,14 +13,18 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from specstress.tasks.base import Inputs
+from specstress.tasks.registry import active_stages, artefact_ids, input_ids
+from specstress.warehouse.ledger import Ledger
+from specstress.warehouse.store import ArtefactLoader, Warehouse
+
 from specstress.context import RunContext
 from specstress.domain import Usage
 from specstress.errors import BudgetExceeded, MissingKeyError, SpecError
 from specstress.prices import PriceTable
+from specstress.providers import resolve_endpoint, services
 from specstress.runspec import RunSpec
-
-#: Output tokens assumed per call when estimating (max_tokens caps it).
-TYPICAL_OUTPUT_TOKENS = 700
+from specstress.secrets import key_variables
 
 
 @dataclass
@@ -38,8 +42,6 @@ class PlanRow:
 
 
 def models_in_use(spec: RunSpec) -> list[str]:
-    from flows.dag import active_stages
-
     r = spec.roles
     used = [g.model for g in r.generators] + list(r.panel) + [r.rubric, r.matcher]
     names = {s.name for s in active_stages(spec)}
@@ -60,9 +62,6 @@ def models_in_use(spec: RunSpec) -> list[str]:
 
 def preflight(spec: RunSpec, emulator_url: str | None = "http://emulator.invalid", check_keys: bool = True) -> list[str]:
     """Raise on anything that would fail after money is spent; return warnings."""
-    from specstress.providers import resolve_endpoint
-    from specstress.secrets import key_variables
-
     warnings: list[str] = []
     missing: dict[str, list[str]] = {}
     for mid in models_in_use(spec) if check_keys else []:
@@ -81,21 +80,7 @@ def preflight(spec: RunSpec, emulator_url: str | None = "http://emulator.invalid
         if prices.for_entry(entry) is None:
             warnings.append(f"no price for model {mid!r} ({entry.price_as or entry.model}) in {spec.prices}: its cost "
                             "counts as $0. Fix: add it to the price table, or set price_as/price on the model.")
-    if spec.emulator.enabled or spec.emulator.url:
-        from specstress.taxonomy import load_yaml_taxonomy
-
-        if spec.taxonomy.source in ("file", "expand"):
-            cats = set(load_yaml_taxonomy(spec.resolve(spec.taxonomy.path)).column("category").to_pylist())
-            for i, p in enumerate(spec.emulator.personas):
-                for cat in list(p.weights) + list(p.priority_order or []):
-                    if cat not in cats:
-                        import difflib
-
-                        close = difflib.get_close_matches(cat, sorted(cats), n=1)
-                        raise SpecError(
-                            f"{spec.source_path}: field `emulator.personas[{i}].weights`: unknown category {cat!r}. "
-                            f"Fix: use a level-2 category of the taxonomy" + (f" (did you mean {close[0]!r}?)" if close
-                                                                              else "") + ".")
+    warnings += services.preflight(spec)  # provider plugins (the simulated panel checks its personas)
     if spec.compliance.enabled and spec.compliance.model_spec and "://" not in spec.compliance.model_spec:
         from specstress.modelspec import load_model_spec
 
@@ -109,7 +94,6 @@ def preflight(spec: RunSpec, emulator_url: str | None = "http://emulator.invalid
 
 
 def _counts(ctx: RunContext, ids: dict[str, str]) -> dict[str, int]:
-    from warehouse.store import Warehouse
 
     spec = ctx.spec
     wh = Warehouse(ctx.warehouse_root)
@@ -129,11 +113,6 @@ def _counts(ctx: RunContext, ids: dict[str, str]) -> dict[str, int]:
 
 def plan(ctx: RunContext) -> list[PlanRow]:
     """The cost plan of the remaining work (see the module docstring)."""
-    from flows.dag import active_stages, artefact_ids, input_ids
-    from flows.runner import ArtefactLoader
-    from tasks.base import Inputs
-    from warehouse.ledger import Ledger
-    from warehouse.store import Warehouse
 
     spec = ctx.spec
     wh = Warehouse(ctx.warehouse_root)
@@ -220,8 +199,6 @@ def print_warnings(warnings: list[str]) -> None:
 
 def spent_before(ctx: RunContext) -> float:
     """Dollars already spent by earlier invocations of this run name (from the ledger)."""
-    from warehouse.ledger import Ledger
-    from warehouse.store import Warehouse
 
     wh = Warehouse(ctx.warehouse_root)
     ids = [r["run_id"] for r in wh.latest_runs() if r["name"] == ctx.spec.name]
