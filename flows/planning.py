@@ -42,22 +42,8 @@ class PlanRow:
 
 
 def models_in_use(spec: RunSpec) -> list[str]:
-    r = spec.roles
-    used = [g.model for g in r.generators] + list(r.panel) + [r.rubric, r.matcher]
-    names = {s.name for s in active_stages(spec)}
-    if "topics" in names and r.topic_tagger:
-        used.append(r.topic_tagger)
-    if "refusals" in names and r.refusal_classifier:
-        used.append(r.refusal_classifier)
-    if "priority_freeform" in names and r.priority_describer:
-        used.append(r.priority_describer)
-    if "compliance" in names:
-        used += list(r.compliance_judges)
-    if spec.taxonomy.source == "expand" and r.taxonomy_expander:
-        used.append(r.taxonomy_expander)
-    if r.embedder.kind == "model" and r.embedder.model:
-        used.append(r.embedder.model)
-    return list(dict.fromkeys(used))
+    """Every model id the run's active stages call (each stage declares its own)."""
+    return list(dict.fromkeys(m for st in active_stages(spec) for m in st.models_used(spec) if m))
 
 
 def preflight(spec: RunSpec, emulator_url: str | None = "http://emulator.invalid", check_keys: bool = True) -> list[str]:

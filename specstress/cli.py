@@ -172,7 +172,7 @@ def _print_table(table: Any, fmt: str, max_width: int) -> None:
     if fmt == "csv":
         import csv
 
-        w = csv.writer(sys.stdout)
+        w = csv.writer(sys.stdout, lineterminator="\n")  # as the DuckDB CLI: shell tools read it
         w.writerow(cols)
         for r in rows:
             w.writerow([r[c] for c in cols])

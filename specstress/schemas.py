@@ -134,6 +134,15 @@ SCHEMAS: dict[str, type[_Out]] = {
 }
 
 
+def register_output(name: str, model: type[BaseModel]) -> None:
+    """Make a structured output known by name (a stage module declares the output it asks for)."""
+    old = SCHEMAS.get(name)
+    if old is not None and old is not model:
+        raise ValueError(f"structured output {name!r} is already registered ({old.__name__})")
+    SCHEMAS[name] = model  # type: ignore[assignment]
+    json_schema.cache_clear()
+
+
 @lru_cache(maxsize=64)
 def json_schema(name: str) -> dict[str, Any]:
     """The JSON schema of ``name`` with every ``$ref`` inlined (Gemini and tool use want it flat)."""

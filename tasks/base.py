@@ -77,6 +77,10 @@ class Stage:
         """The part of the run spec this stage reads (enters the artefact id)."""
         return {}
 
+    def models_used(self, spec: RunSpec) -> list[str]:
+        """The model ids this stage calls under ``spec`` (preflight checks their keys and prices)."""
+        return []
+
     def code_hash(self) -> str | None:
         """A hash of code the stage runs from files (a SQL model): editing it recomputes the artefact."""
         return None

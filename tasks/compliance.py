@@ -81,6 +81,9 @@ class ComplianceStage(Stage):
     def shard_size(self, spec: RunSpec) -> int:
         return max(1, spec.shards.size // max(1, len(spec.roles.compliance_judges)))
 
+    def models_used(self, spec: RunSpec) -> list[str]:
+        return list(spec.roles.compliance_judges)
+
     def config(self, spec: RunSpec) -> dict[str, Any]:
         c = spec.compliance
         src = c.model_spec or ""

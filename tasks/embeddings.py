@@ -32,6 +32,9 @@ class EmbeddingsStage(Stage):
     def uses_model(self, spec: RunSpec) -> bool:
         return spec.roles.embedder.kind == "model"
 
+    def models_used(self, spec: RunSpec) -> list[str]:
+        return [spec.roles.embedder.model] if spec.roles.embedder.model else []
+
     def config(self, spec: RunSpec) -> dict[str, Any]:
         e = spec.roles.embedder
         cfg: dict[str, Any] = {"kind": e.kind, "dimensions": e.dimensions}

@@ -56,6 +56,9 @@ class MatchingStage(Stage):
     kind = "calls"
     summary_columns = ("status",)
 
+    def models_used(self, spec: RunSpec) -> list[str]:
+        return [spec.roles.matcher]
+
     def config(self, spec: RunSpec) -> dict[str, Any]:
         m = spec.matching
         return {"matcher": models_config(spec, [spec.roles.matcher]), "mode": m.mode, "shuffle": m.shuffle,

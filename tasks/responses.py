@@ -39,6 +39,9 @@ class ResponsesStage(Stage):
     kind = "calls"
     summary_columns = ("outcome",)
 
+    def models_used(self, spec: RunSpec) -> list[str]:
+        return list(spec.roles.panel)
+
     def config(self, spec: RunSpec) -> dict[str, Any]:
         return {"panel": models_config(spec, list(spec.roles.panel))}
 

@@ -51,6 +51,9 @@ class ScenariosStage(Stage):
     summary_columns = ("status",)
     calls_per_item = 3.0
 
+    def models_used(self, spec: RunSpec) -> list[str]:
+        return [g.model for g in spec.roles.generators]
+
     def config(self, spec: RunSpec) -> dict[str, Any]:
         return {"generators": [{"share": g.share, **models_config(spec, [g.model])[0]} for g in spec.roles.generators],
                 "biased": spec.scenarios.biased, "seed": spec.seed}

@@ -33,6 +33,9 @@ class ScopedStage(Stage):
         extra = ("high_disagreement",) if self.settings(spec).scope == "high_disagreement" else ()
         return self.inputs + extra
 
+    def models_used(self, spec: RunSpec) -> list[str]:
+        return [self.model_id(spec)]
+
     def config(self, spec: RunSpec) -> dict[str, Any]:
         return {self.role: models_config(spec, [self.model_id(spec)]), "scope": self.settings(spec).scope}
 

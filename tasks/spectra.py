@@ -35,6 +35,9 @@ class SpectraStage(Stage):
     summary_columns = ("pair_id", "status", "attempts")
     calls_per_item = 1.2
 
+    def models_used(self, spec: RunSpec) -> list[str]:
+        return [spec.roles.rubric]
+
     def config(self, spec: RunSpec) -> dict[str, Any]:
         return {"rubric": models_config(spec, [spec.roles.rubric]), "max_reasks": spec.spectra.max_reasks}
 

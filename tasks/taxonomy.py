@@ -33,6 +33,10 @@ class TaxonomyStage(Stage):
     def templates_for(self, spec: RunSpec) -> tuple[str, ...]:
         return ("taxonomy_expand",) if spec.taxonomy.source == "expand" else ()
 
+    def models_used(self, spec: RunSpec) -> list[str]:
+        r = spec.roles
+        return [r.taxonomy_expander] if spec.taxonomy.source == "expand" and r.taxonomy_expander else []
+
     def config(self, spec: RunSpec) -> dict[str, Any]:
         t = spec.taxonomy
         cfg: dict[str, Any] = {"source": t.source}
