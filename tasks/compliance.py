@@ -7,7 +7,6 @@ non-compliance, judge agreement) happens in the views."""
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pyarrow as pa
@@ -99,12 +98,13 @@ class ComplianceStage(Stage):
         kept = {s["scenario_id"] for s in kept_scenarios(inputs)}
         dis = [r for r in inputs.table("disagreement", ["subset", "scenario_id", "bin"]).to_pylist()
                if r["subset"] == subset and r["scenario_id"] in kept]
-        rng = random.Random(f"{spec.seed}|compliance")
         chosen: dict[str, list[str]] = {}
 
         def take(label: str, pool: list[str], k: int) -> None:
-            pool = sorted(set(pool))
-            for sid in rng.sample(pool, min(k, len(pool))):
+            # Each scenario's rank in a sample is a seeded hash of its id: a sample of k is the first k of one
+            # order, so growing a sample (or the run) keeps the scenarios already judged.
+            ranked = sorted(set(pool), key=lambda sid: sha256_hex(f"{spec.seed}|compliance|{label}|{sid}"))
+            for sid in ranked[:k]:
                 chosen.setdefault(sid, []).append(label)
 
         take("random", [r["scenario_id"] for r in dis], spec.compliance.random_sample)

@@ -1,5 +1,9 @@
 """Stage 2: value pairs. Uniform over unordered pairs of distinct leaf values, without
-replacement, seeded; each pair's orientation (which value is ``value1``) is a fair coin."""
+replacement, seeded; each pair's orientation (which value is ``value1``) is a fair coin.
+
+Samples nest: the pairs of ``count = n`` are the first ``n`` of one seeded order of all pairs, and a
+pair's orientation depends only on the seed and the pair, so a pilot of 20 pairs and a run of 40
+share their first 20 pairs, and every call already paid for them."""
 
 from __future__ import annotations
 
@@ -42,16 +46,46 @@ def decode_pair_index(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return i, j
 
 
+#: Up to this many pairs the order is one permutation of all of them; above it, a stream of draws
+#: (in fixed-size batches, so the stream does not depend on the count) with repeats dropped.
+PERMUTE_UP_TO = 20_000_000
+_BATCH = 1 << 14
+
+
+def pair_order(total: int, count: int, seed: int) -> np.ndarray:
+    """The first ``count`` of one seeded order of the linear pair indices ``0..total-1`` (a prefix for
+    any ``count``: samples nest)."""
+    rng = np.random.default_rng(seed)
+    if total <= PERMUTE_UP_TO:
+        return rng.permutation(total)[:count]
+    chosen: dict[int, None] = {}
+    while len(chosen) < count:
+        for k in rng.integers(0, total, size=_BATCH).tolist():
+            chosen.setdefault(k, None)
+            if len(chosen) == count:
+                break
+    return np.fromiter(chosen, dtype=np.int64, count=count)
+
+
+def _coin(k: np.ndarray, seed: int) -> np.ndarray:
+    """A fair coin per pair index, from the seed and the index alone (splitmix64)."""
+    with np.errstate(over="ignore"):
+        z = k.astype(np.uint64) + np.uint64(seed % (1 << 63)) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(63)).astype(bool)
+
+
 def sample_pairs(n: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``count`` distinct unordered pairs of distinct indices < n, uniformly, oriented by a coin."""
     total = n * (n - 1) // 2
     if count > total:
         raise SpecError(f"pairs.count is {count} but the taxonomy has only {n} values, i.e. {total} distinct pairs. "
                         f"Fix: lower pairs.count to at most {total}.")
-    rng = np.random.default_rng(seed)
-    k = rng.choice(total, size=count, replace=False)
+    k = pair_order(total, count, seed)
     i, j = decode_pair_index(k, n)
-    flip = rng.random(count) < 0.5
+    flip = _coin(k, seed)
     return np.where(flip, j, i), np.where(flip, i, j)
 
 
