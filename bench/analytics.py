@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import cpu_seconds, peak_rss_mb, scratch_dir  # noqa: E402
+
 from specstress.tasks.matching import CLASSIFICATIONS_SCHEMA  # noqa: E402
 from specstress.tasks.pairs import PAIRS_SCHEMA  # noqa: E402
 
@@ -330,6 +331,7 @@ def worker(args: argparse.Namespace) -> None:
     data = json.loads(Path(args.data).read_text())
     if args.worker == "duckdb":  # import cost is not part of the computation
         import duckdb  # noqa: F401
+
         import specstress.tasks.registry  # noqa: F401
         import specstress.warehouse.sql_files
 

@@ -94,6 +94,7 @@ def write_spec(tmp: Path, port: int, models: int, rpm: float | None, concurrency
 def seed_inputs(ctx, n_scenarios: int) -> dict[str, str]:
     """Write a scenarios and a diversity artefact so that the responses stage has work to plan."""
     import pyarrow as pa
+
     from specstress.tasks.diversity import DIVERSITY_SCHEMA
     from specstress.tasks.registry import artefact_ids
     from specstress.tasks.scenarios import SCENARIOS_SCHEMA
@@ -120,11 +121,11 @@ def seed_inputs(ctx, n_scenarios: int) -> dict[str, str]:
 def run_stage(spec_path: Path, n_scenarios: int) -> tuple[float, dict]:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
-    from specstress.flows.runner import execute_stage
-    from specstress.tasks.registry import stage_by_name
 
     from specstress.context import RunContext
+    from specstress.flows.runner import execute_stage
     from specstress.providers.engine import close_engine
+    from specstress.tasks.registry import stage_by_name
 
     ctx = RunContext.create(spec_path, quiet=True)
     ids = seed_inputs(ctx, n_scenarios)

@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import current_rss_mb, peak_rss_mb, scratch_dir  # noqa: E402
+
 from specstress.warehouse.ledger import LEDGER_SCHEMA  # noqa: E402
 
 FINAL_SPLIT = [("ok", 0.965), ("refusal", 0.02), ("parse_error", 0.008), ("content_filter", 0.004),
@@ -196,6 +197,7 @@ def worker(args: argparse.Namespace) -> None:
         out = {"seconds": time.perf_counter() - t0, "count": len(keys), "distinct": distinct}
     else:
         import duckdb  # noqa: F401
+
         import specstress.warehouse.ledger  # noqa: F401
 
         planned = load_plan(args.plan)

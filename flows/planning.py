@@ -1,7 +1,7 @@
 """Before any money is spent: preflight checks and the cost plan.
 
 ``preflight`` fails fast on missing keys (naming the variable), unknown prices, unreadable inputs
-and whatever the provider plugins check (the simulated panel: its personas' categories). ``plan`` estimates, per stage and model, the calls planned, the
+and whatever the provider plugins check. ``plan`` estimates, per stage and model, the calls planned, the
 calls already final in the ledger, the tokens and the dollars of the remaining work. Where a
 stage's inputs already exist its calls are built for real and looked up in the ledger; otherwise
 the counts come from the run spec and typical sizes (stated as estimates).
@@ -13,11 +13,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from specstress.tasks.base import Inputs
-from specstress.tasks.registry import active_stages, artefact_ids, input_ids
-from specstress.warehouse.ledger import Ledger
-from specstress.warehouse.store import ArtefactLoader, Warehouse
-
 from specstress.context import RunContext
 from specstress.domain import Usage
 from specstress.errors import BudgetExceeded, MissingKeyError, SpecError
@@ -25,6 +20,10 @@ from specstress.prices import PriceTable
 from specstress.providers import resolve_endpoint, services
 from specstress.runspec import RunSpec
 from specstress.secrets import key_variables
+from specstress.tasks.base import Inputs
+from specstress.tasks.registry import active_stages, artefact_ids, input_ids
+from specstress.warehouse.ledger import Ledger
+from specstress.warehouse.store import ArtefactLoader, Warehouse
 
 
 @dataclass
@@ -66,7 +65,7 @@ def preflight(spec: RunSpec, emulator_url: str | None = "http://emulator.invalid
         if prices.for_entry(entry) is None:
             warnings.append(f"no price for model {mid!r} ({entry.price_as or entry.model}) in {spec.prices}: its cost "
                             "counts as $0. Fix: add it to the price table, or set price_as/price on the model.")
-    warnings += services.preflight(spec)  # provider plugins (the simulated panel checks its personas)
+    warnings += services.preflight(spec)  # whatever the provider plugins check
     if spec.compliance.enabled and spec.compliance.model_spec and "://" not in spec.compliance.model_spec:
         from specstress.modelspec import load_model_spec
 

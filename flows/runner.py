@@ -10,13 +10,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
-from specstress.tasks.base import Inputs, Stage
-from specstress.tasks.registry import input_ids, template_hashes_for
-from specstress.warehouse.store import ArtefactLoader, Warehouse
 
 from specstress.context import RunContext
 from specstress.errors import BudgetExceeded, FatalProviderError, SpecError
 from specstress.hashing import short_id
+from specstress.tasks.base import Inputs, Stage
+from specstress.tasks.registry import input_ids, template_hashes_for
+from specstress.warehouse.store import ArtefactLoader, Warehouse
 
 
 def artifact_key(*parts: str) -> str:

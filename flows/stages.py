@@ -10,20 +10,19 @@ importable for entrypoints that point at one stage.
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import Any
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
-from specstress.flows import planning
-from specstress.flows.runner import execute_stage, task_runner_for
-from specstress.tasks.registry import all_stages, artefact_ids, stage_by_name
 
 from specstress.context import RunContext
 from specstress.errors import SpecError
+from specstress.flows import planning
+from specstress.flows.runner import execute_stage, task_runner_for
 from specstress.providers.engine import close_engine
 from specstress.providers.services import run_services
 from specstress.runspec import load_run_spec
+from specstress.tasks.registry import all_stages, artefact_ids, stage_by_name
 
 
 def _name_for(stage: str) -> Any:
@@ -67,10 +66,17 @@ def make_stage_flow(stage_name: str) -> Any:
     return stage_flow
 
 
-@lru_cache(maxsize=1)
+_FLOWS: dict[str, Any] = {}
+
+
 def stage_flows() -> dict[str, Any]:
-    """Stage name -> its flow, for every registered stage."""
-    return {s.name: make_stage_flow(s.name) for s in all_stages()}
+    """Stage name -> its flow, for every registered stage (built once per stage, so a stage registered
+    later, such as a plugin's, gets its flow too; an unregistered stage's flow is dropped)."""
+    names = [s.name for s in all_stages()]
+    for name in names:
+        if name not in _FLOWS:
+            _FLOWS[name] = make_stage_flow(name)
+    return {name: _FLOWS[name] for name in names}
 
 
 def __getattr__(name: str) -> Any:

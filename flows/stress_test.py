@@ -14,20 +14,20 @@ from typing import Any
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
-from specstress.flows import planning
-from specstress.flows.runner import dask_cluster_for
-from specstress.flows.stages import run_stage_subflow
-from specstress.tasks.registry import active_stages, artefact_ids
-from specstress.tasks.report import write_report
-from specstress.warehouse.ledger import Ledger
-from specstress.warehouse.store import Warehouse, utcnow
 
 from specstress.context import RunContext
 from specstress.errors import BudgetExceeded
+from specstress.flows import planning
+from specstress.flows.runner import dask_cluster_for
+from specstress.flows.stages import run_stage_subflow
 from specstress.providers.engine import close_engine
 from specstress.providers.services import run_services
 from specstress.runspec import load_run_spec
 from specstress.secrets import redact
+from specstress.tasks.registry import active_stages, artefact_ids
+from specstress.tasks.report import write_report
+from specstress.warehouse.ledger import Ledger
+from specstress.warehouse.store import Warehouse, utcnow
 
 
 def _run_name(**_: Any) -> str:

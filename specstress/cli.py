@@ -271,20 +271,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from specstress.emulator import EmulatorServer
-    from specstress.runspec import Faults, load_run_spec
-    from specstress.taxonomy import ValueIndex, load_yaml_taxonomy
+    from specstress.emulator.config import Faults
+    from specstress.emulator.plugin import emulator_config, make_server
+    from specstress.runspec import load_run_spec
 
     spec = load_run_spec(args.spec)
-    faults = spec.emulator.faults
+    em = emulator_config(spec)
+    faults = em.faults
     if args.faults:
         faults = Faults.model_validate({**faults.model_dump(), **json.loads(args.faults)})
     if args.no_faults:
         faults = Faults()
-    tax = load_yaml_taxonomy(spec.resolve(spec.taxonomy.path))
-    server = EmulatorServer(ValueIndex.from_table(tax), spec.emulator.personas, spec.emulator.sim, faults,
-                            seed=spec.emulator.seed, port=args.port, host=args.host)
-    print(f"specstress emulator on {server.url} (personas: {', '.join(p.name for p in spec.emulator.personas)}); "
+    server = make_server(spec, faults, port=args.port, host=args.host)
+    print(f"specstress emulator on {server.url} (personas: {', '.join(p.name for p in em.personas)}); "
           f"stats at {server.url}/_emulator/stats", flush=True)
     server.serve_forever()
     return 0

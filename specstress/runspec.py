@@ -3,12 +3,19 @@
 ``load_run_spec(path)`` parses and validates it. Every problem becomes one :class:`SpecError`
 naming the file, the line, the field and the fix, before anything is sent to any provider.
 Relative paths inside a spec resolve against the spec file's own folder.
+
+Core knows each model's provider and base URL, and nothing about the simulator: the ``emulator:``
+section belongs to the emulator plugin, which registers its schema here (:func:`register_section`)
+and is loaded by name when a spec is, so that its problems are reported the same way.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
+from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -108,7 +115,7 @@ class ModelEntry(_Strict):
         if self.provider == "anthropic":
             for name in ("temperature", "top_p"):
                 if getattr(self.params, name) is not None:
-                    raise _CrossRefError(("params", name), f"anthropic models take no {name} (Anthropic API version "
+                    raise FieldError(("params", name), f"anthropic models take no {name} (Anthropic API version "
                                          "2026-10-21 rejects sampling parameters)",
                                          f"remove params.{name}; use thinking_budget or reasoning_effort instead")
         return self
@@ -256,72 +263,21 @@ class TaskRunnerSpec(_Strict):
     dask_address: str | None = None
 
 
-class Outage(_Strict):
-    model: str = "*"
-    status: Literal[401, 404, 429, 500, 502, 503, 529] = 503
-    seconds: Annotated[float, Field(ge=0)] | None = None
-    requests: Annotated[int, Field(ge=0)] | None = None
+class ServiceSection(BaseModel):
+    """A section of the spec owned by a provider plugin: ``emulator:``, owned by
+    :mod:`specstress.emulator.config`.
 
+    Core reads two generic facts of a service that runs beside a run, and nothing else: ``enabled``
+    (the run starts it in-process) and ``url`` (where one runs already). Every other key belongs to
+    the plugin, which registers a model for the section (:func:`register_section`); the whole
+    section is validated against it when the spec is loaded, and plugin code reads it typed through
+    :func:`section_config` (for the emulator, ``specstress.emulator.config.emulator_config``).
+    """
 
-class Faults(_Strict):
-    """Fault knobs of the emulator. Rates are probabilities per request."""
+    model_config = ConfigDict(extra="allow")
 
-    rate_429: Annotated[float, Field(ge=0, le=1)] = 0.0
-    retry_after_s: Annotated[float, Field(ge=0)] = 0.2
-    rate_500: Annotated[float, Field(ge=0, le=1)] = 0.0
-    rate_503: Annotated[float, Field(ge=0, le=1)] = 0.0
-    rate_529: Annotated[float, Field(ge=0, le=1)] = 0.0
-    latency_ms: Annotated[float, Field(ge=0)] = 0.0
-    latency_jitter_ms: Annotated[float, Field(ge=0)] = 0.0
-    hang_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
-    hang_s: Annotated[float, Field(ge=0)] = 30.0
-    malformed_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
-    refusal_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
-    truncation_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
-    rpm: dict[str, float] = Field(default_factory=dict)
-    tpm: dict[str, float] = Field(default_factory=dict)
-    outages: list[Outage] = Field(default_factory=list)
-    usage_multiplier: Annotated[float, Field(gt=0)] = 1.0  # report more tokens than produced: costlier than planned
-    echo_auth_rate: Annotated[float, Field(ge=0, le=1)] = 0.0  # a 400 whose body echoes the credential sent
-
-
-class Persona(_Strict):
-    """A simulated responder. Weights are per level-2 category (unlisted categories weigh 0)."""
-
-    name: str
-    weights: dict[str, float] = Field(default_factory=dict)
-    priority_order: list[str] | None = None
-    nudge_susceptibility: Annotated[float, Field(ge=0, le=1)] = 0.3
-    refusal: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
-    noise: Annotated[float, Field(ge=0, le=5)] = 0.3
-
-    def category_weights(self) -> dict[str, float]:
-        w = dict(self.weights)
-        if self.priority_order:
-            n = len(self.priority_order)
-            for i, cat in enumerate(self.priority_order):
-                w.setdefault(cat, 2.0 - 4.0 * i / max(1, n - 1))
-        return w
-
-
-class SimSpec(_Strict):
-    """Knobs of the simulated generator and judges (never an answer key)."""
-
-    judge_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.95
-    generator_refusal_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
-    generator_truncation_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
-    rubric_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
-    topic_rate: Annotated[float, Field(ge=0, le=1)] = 0.35
-    strictness: dict[str, float] = Field(default_factory=dict)
-
-
-class EmulatorSpec(_Strict):
     enabled: bool = False
     url: str | None = None
-    seed: int = 0
-    faults: Faults = Field(default_factory=Faults)
-    sim: SimSpec = Field(default_factory=SimSpec)
-    personas: list[Persona] = Field(default_factory=list)
 
 
 class ReportSpec(_Strict):
@@ -358,11 +314,13 @@ class RunSpec(_Strict):
     shards: ShardSpec = Field(default_factory=ShardSpec)
     retry: RetrySpec = Field(default_factory=RetrySpec)
     task_runner: TaskRunnerSpec = Field(default_factory=TaskRunnerSpec)
-    emulator: EmulatorSpec = Field(default_factory=EmulatorSpec)
+    emulator: ServiceSection = Field(default_factory=ServiceSection)  # owned by the emulator plugin
     report: ReportSpec = Field(default_factory=ReportSpec)
 
     # Set by load_run_spec; not part of the YAML.
     _source: Path | None = PrivateAttr(default=None)
+    # Provider-owned sections as their plugins validated them: name -> (the section read, its config).
+    _sections: dict[str, tuple[ServiceSection, BaseModel]] = PrivateAttr(default_factory=dict)
 
     @property
     def source_path(self) -> Path | None:
@@ -379,7 +337,7 @@ class RunSpec(_Strict):
         seen: set[str] = set()
         for i, mid in enumerate(ids):
             if mid in seen:
-                raise _CrossRefError(("models", i, "id"), f"duplicate model id {mid!r}",
+                raise FieldError(("models", i, "id"), f"duplicate model id {mid!r}",
                                      "give every entry of `models` its own id")
             seen.add(mid)
         known = set(ids)
@@ -388,7 +346,7 @@ class RunSpec(_Strict):
             if mid is not None and mid not in known:
                 close = difflib.get_close_matches(mid, sorted(known), n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"known ids: {', '.join(sorted(known))}"
-                raise _CrossRefError(loc, f"unknown model id {mid!r}", f"use an id declared under `models` ({hint})")
+                raise FieldError(loc, f"unknown model id {mid!r}", f"use an id declared under `models` ({hint})")
 
         r = self.roles
         for i, g in enumerate(r.generators):
@@ -397,7 +355,7 @@ class RunSpec(_Strict):
         for i, p in enumerate(r.panel):
             check(("roles", "panel", i), p)
             if p in pseen:
-                raise _CrossRefError(("roles", "panel", i), f"{p!r} is twice in the panel", "list each model once")
+                raise FieldError(("roles", "panel", i), f"{p!r} is twice in the panel", "list each model once")
             pseen.add(p)
         for role in ("rubric", "matcher", "topic_tagger", "refusal_classifier", "priority_describer",
                      "taxonomy_expander"):
@@ -408,40 +366,36 @@ class RunSpec(_Strict):
             check(("roles", "embedder", "model"), r.embedder.model)
         for name, members in self.subsets.items():
             if name == "all":
-                raise _CrossRefError(("subsets", "all"), "'all' is the whole panel and cannot be redefined",
+                raise FieldError(("subsets", "all"), "'all' is the whole panel and cannot be redefined",
                                      "give this subset another name")
             if len(members) < 2:
-                raise _CrossRefError(("subsets", name), f"subset {name!r} has fewer than two models",
+                raise FieldError(("subsets", name), f"subset {name!r} has fewer than two models",
                                      "a disagreement subset needs at least two panel models")
             for i, m in enumerate(members):
                 if m not in pseen:
-                    raise _CrossRefError(("subsets", name, i), f"{m!r} is not in roles.panel",
+                    raise FieldError(("subsets", name, i), f"{m!r} is not in roles.panel",
                                          "subsets are made of panel models")
                 if m in members[:i]:
-                    raise _CrossRefError(("subsets", name, i), f"{m!r} is listed twice in subset {name!r}",
+                    raise FieldError(("subsets", name, i), f"{m!r} is listed twice in subset {name!r}",
                                          "list each model of a subset once")
         for i, m in enumerate(self.compliance.group):
             if m not in pseen:
-                raise _CrossRefError(("compliance", "group", i), f"{m!r} is not in roles.panel",
+                raise FieldError(("compliance", "group", i), f"{m!r} is not in roles.panel",
                                      "the compliance group is made of panel models")
         if self.compliance.subset and self.compliance.subset not in self.all_subsets():
-            raise _CrossRefError(("compliance", "subset"), f"unknown subset {self.compliance.subset!r}",
+            raise FieldError(("compliance", "subset"), f"unknown subset {self.compliance.subset!r}",
                                  f"use one of: {', '.join(self.all_subsets())}")
         if self.compliance.enabled and not r.compliance_judges:
-            raise _CrossRefError(("roles", "compliance_judges"), "compliance is enabled but no judges are set",
+            raise FieldError(("roles", "compliance_judges"), "compliance is enabled but no judges are set",
                                  "list one or more model ids under roles.compliance_judges")
         if self.taxonomy.source == "expand" and not r.taxonomy_expander:
-            raise _CrossRefError(("roles", "taxonomy_expander"), "taxonomy source 'expand' needs an expander",
+            raise FieldError(("roles", "taxonomy_expander"), "taxonomy source 'expand' needs an expander",
                                  "set roles.taxonomy_expander to a model id")
         uses_emulator = any(m.on_emulator for m in self.models)
         if uses_emulator and not (self.emulator.enabled or self.emulator.url):
             idx = next(i for i, m in enumerate(self.models) if m.on_emulator)
-            raise _CrossRefError(("models", idx, "base_url"), "this model is routed to the emulator, which is off",
+            raise FieldError(("models", idx, "base_url"), "this model is routed to the emulator, which is off",
                                  "set `emulator: {enabled: true}` or give the model a real base_url")
-        pnames = [p.name for p in self.emulator.personas]
-        if len(set(pnames)) != len(pnames):
-            dup = next(n for n in pnames if pnames.count(n) > 1)
-            raise _CrossRefError(("emulator", "personas"), f"duplicate persona name {dup!r}", "name each persona once")
         return self
 
     # ------------------------------------------------------------------ helpers
@@ -477,19 +431,80 @@ class RunSpec(_Strict):
     def spec_hash(self) -> str:
         return content_hash(self.model_dump(mode="json"))
 
-    def persona(self, name: str) -> Persona | None:
-        for p in self.emulator.personas:
-            if p.name == name:
-                return p
-        return None
 
+class FieldError(ValueError):
+    """A problem at a field, raised from a validator: ``loc`` is relative to the model validated
+    (a provider-owned section's model may raise it too); the loader adds the file and line."""
 
-class _CrossRefError(ValueError):
     def __init__(self, loc: tuple[Any, ...], msg: str, fix: str) -> None:
         super().__init__(msg)
         self.loc = loc
         self.msg = msg
         self.fix = fix
+
+
+# --------------------------------------------------------------------------- provider-owned sections
+
+# Provider plugins (modules) that own a section of the spec. Core never imports them: it loads
+# them by name, the ``specstress.providers`` entry points first, then this built-in one (so a
+# checkout whose entry points were not reinstalled still works).
+PLUGIN_GROUP = "specstress.providers"
+BUILTIN_PLUGINS = ("specstress.emulator.plugin",)
+
+_SECTIONS: dict[str, type[BaseModel]] = {}
+
+
+def register_section(name: str, model: type[BaseModel]) -> None:
+    """Make ``model`` the schema of the provider-owned section ``name`` (called by the plugin that
+    owns it, when it is imported). The loader validates the section against it, with
+    ``context={"spec": spec}`` so that its validators can check it against the rest of the spec and
+    raise :class:`FieldError` with a location inside the section."""
+    field = RunSpec.model_fields.get(name)
+    if field is None or field.annotation is not ServiceSection:
+        raise ValueError(f"{name!r} is not a provider-owned section of the run spec")
+    _SECTIONS[name] = model
+
+
+@cache
+def _load_plugins() -> None:
+    for ep in entry_points(group=PLUGIN_GROUP):
+        ep.load()
+    for name in BUILTIN_PLUGINS:
+        importlib.import_module(name)
+
+
+def section_config(spec: RunSpec, name: str) -> BaseModel:
+    """The section ``name`` of ``spec`` as its plugin's model (validated once, then cached)."""
+    raw = getattr(spec, name)
+    cached = spec._sections.get(name)
+    if cached is not None and cached[0] is raw:
+        return cached[1]
+    _load_plugins()
+    model = _SECTIONS.get(name)
+    if model is None:
+        raise SpecError(f"{spec.source_path}: field `{name}`: no provider plugin owns this section. "
+                        f"Fix: install the plugin that provides it (entry-point group {PLUGIN_GROUP!r}).")
+    try:
+        config = model.model_validate(raw.model_dump(mode="json"), context={"spec": spec})
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(spec.source_path or Path("run spec"), None, exc,
+                                                 prefix=(name,), model=model)) from None
+    spec._sections[name] = (raw, config)
+    return config
+
+
+def _validate_sections(spec: RunSpec, path: Path, root: yaml.Node | None, overrides: dict[str, Any] | None) -> None:
+    """Validate every provider-owned section with its plugin's model, and keep it normalised (the
+    plugin's defaults filled in, so the spec's hash covers them)."""
+    _load_plugins()
+    for name, model in _SECTIONS.items():
+        try:
+            config = model.model_validate(getattr(spec, name).model_dump(mode="json"), context={"spec": spec})
+        except ValidationError as exc:
+            raise SpecError(_format_validation_error(path, root, exc, overrides, prefix=(name,), model=model)) from None
+        section = ServiceSection.model_validate(config.model_dump(mode="json"))
+        setattr(spec, name, section)
+        spec._sections[name] = (section, config)
 
 
 # --------------------------------------------------------------------------- loading
@@ -576,18 +591,21 @@ def _inner_model(ann: Any) -> type[BaseModel] | None:
 
 
 def _format_validation_error(path: Path, root: yaml.Node | None, err: ValidationError,
-                             overrides: dict[str, Any] | None = None) -> str:
+                             overrides: dict[str, Any] | None = None, prefix: tuple[Any, ...] = (),
+                             model: type[BaseModel] | None = None) -> str:
+    """One line per problem (at most five): ``file:line: field `loc`: problem. Fix: fix.``
+    ``prefix`` locates a provider-owned section validated on its own with ``model``."""
     lines = []
     for e in err.errors()[:5]:
         loc = tuple(p for p in e["loc"] if p not in ("function-after",) and not str(p).startswith("function"))
         etype = e["type"]
         ctx_err = (e.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, _CrossRefError):
+        if isinstance(ctx_err, FieldError):
             loc = tuple(loc) + tuple(ctx_err.loc)
             msg, fix = ctx_err.msg, ctx_err.fix
         elif etype == "extra_forbidden":
             key = str(loc[-1])
-            allowed = _allowed_keys(RunSpec, loc)
+            allowed = _allowed_keys(model or RunSpec, loc)
             close = difflib.get_close_matches(key, allowed, n=1)
             msg = f"unknown key {key!r}"
             fix = (f"did you mean {close[0]!r}? " if close else "") + (
@@ -605,6 +623,7 @@ def _format_validation_error(path: Path, root: yaml.Node | None, err: Validation
             if "input" in e and etype not in ("missing",) and not isinstance(e["input"], (dict, list)):
                 msg += f" (got {e['input']!r})"
             fix = _FIXES.get(etype, "see the run-spec reference in README.md")
+        loc = tuple(prefix) + tuple(loc)
         dotted = ".".join(str(p) for p in loc if not isinstance(p, int))
         from_set = next((k for k in (overrides or {}) if dotted == k or dotted.startswith(k + ".")), None)
         if from_set is not None:
@@ -644,6 +663,7 @@ def load_run_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     except ValidationError as exc:
         raise SpecError(_format_validation_error(path, root, exc, overrides)) from None
     spec._source = path.resolve()
+    _validate_sections(spec, path, root, overrides)
     _check_files(spec, path, root)
     from specstress.secrets import register_key_variables
 

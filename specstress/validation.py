@@ -69,11 +69,13 @@ def run_validation(spec_path: str, overrides: dict[str, Any] | None = None, quie
 
 
 def score(spec_path: str, overrides: dict[str, Any] | None, warehouse: str, run_id: str) -> ValidationReport:
+    from specstress.emulator.config import emulator_config
     from specstress.runspec import load_run_spec
     from specstress.sim.personas import expected_positions
     from specstress.warehouse.views import connect
 
     spec = load_run_spec(spec_path, overrides)
+    em = emulator_config(spec)
     con, sel = connect(warehouse, run_id)
     try:
         pri = con.sql("SELECT model_id, category, score FROM value_priorities").to_arrow_table().to_pylist()
@@ -84,16 +86,16 @@ def score(spec_path: str, overrides: dict[str, Any] | None, warehouse: str, run_
     finally:
         con.close()
     report = ValidationReport(run_id=sel.run_id or run_id, warehouse=warehouse,
-                              judge_accuracy=spec.emulator.sim.judge_accuracy)
+                              judge_accuracy=em.sim.judge_accuracy)
     for mid in spec.roles.panel:
-        persona = spec.persona(spec.model(mid).model)
+        persona = em.persona(spec.model(mid).model)
         if persona is None:
             continue
         weights = persona.category_weights()
         rows = [r for r in pri if r["model_id"] == mid]
         planted = [weights.get(r["category"], 0.0) for r in rows]
         report.spearman[mid] = metrics.spearman(planted, [r["score"] for r in rows])
-    personas = [spec.persona(spec.model(m).model) for m in spec.roles.panel]
+    personas = [em.persona(spec.model(m).model) for m in spec.roles.panel]
     placed = {r["scenario_id"] for r in dis}
     truth: set[str] = set()
     for s in scen:

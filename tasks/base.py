@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from specstress.warehouse.sql_files import add_model_dir, model_refs, model_sql_hash, run_model
 
 from specstress.context import RunContext
 from specstress.domain import CallRequest, CallResult
@@ -22,6 +21,7 @@ from specstress.prompts import Template
 from specstress.providers.services import endpoint_identity, model_identity
 from specstress.runspec import RunSpec
 from specstress.schemas import schema_spec
+from specstress.warehouse.sql_files import add_model_dir, model_refs, model_sql_hash, run_model
 
 
 @dataclass

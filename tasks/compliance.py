@@ -10,15 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
-from specstress.tasks.registry import register_stage
-from specstress.tasks.responses import kept_scenarios
 
 from specstress.context import RunContext
 from specstress.domain import DISAGREEMENT_BINS, CallRequest, Outcome
 from specstress.hashing import sha256_hex
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
+from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.registry import register_stage
+from specstress.tasks.responses import kept_scenarios
 
 COMPLIANCE_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("judge", pa.string()), ("verdict", pa.string()),

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from specstress.tasks.base import SqlStage
-from specstress.tasks.registry import register_stage
 
 from specstress.runspec import RunSpec
+from specstress.tasks.base import SqlStage
+from specstress.tasks.registry import register_stage
 
 DISAGREEMENT_SCHEMA = pa.schema([
     ("subset", pa.string()), ("scenario_id", pa.string()), ("pair_id", pa.string()), ("n_models", pa.int64()),

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from specstress.tasks.base import Inputs, Stage
-from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.kcenter import kcenter
 from specstress.runspec import RunSpec
+from specstress.tasks.base import Inputs, Stage
+from specstress.tasks.registry import register_stage
 
 DIVERSITY_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("kept", pa.bool_()), ("center_id", pa.string()), ("distance", pa.float64()),

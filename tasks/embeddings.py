@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, models_config
-from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.domain import CallRequest
 from specstress.embedding import hashed_embeddings
 from specstress.providers.services import endpoint_identity
 from specstress.runspec import RunSpec
+from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, models_config
+from specstress.tasks.registry import register_stage
 
 EMBEDDINGS_SCHEMA = pa.schema([("scenario_id", pa.string()), ("vector", pa.list_(pa.float32()))])
 

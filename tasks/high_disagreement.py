@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from specstress.tasks.base import Inputs, Stage
-from specstress.tasks.diversity import vectors_of
-from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.kcenter import kcenter
 from specstress.runspec import RunSpec
+from specstress.tasks.base import Inputs, Stage
+from specstress.tasks.diversity import vectors_of
+from specstress.tasks.registry import register_stage
 
 HIGH_SCHEMA = pa.schema([
     ("subset", pa.string()), ("scenario_id", pa.string()), ("d", pa.float64()), ("kept", pa.bool_()),

@@ -10,14 +10,14 @@ import random
 from typing import Any
 
 import pyarrow as pa
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
-from specstress.tasks.registry import register_stage
-from specstress.tasks.responses import kept_scenarios
 
 from specstress.context import RunContext
 from specstress.domain import CallRequest, Outcome
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
+from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.registry import register_stage
+from specstress.tasks.responses import kept_scenarios
 
 CLASSIFICATIONS_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("pair_id", pa.string()), ("model_id", pa.string()),

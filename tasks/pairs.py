@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from specstress.tasks.base import Inputs, Stage
-from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.errors import SpecError
 from specstress.hashing import short_id
 from specstress.runspec import RunSpec
+from specstress.tasks.base import Inputs, Stage
+from specstress.tasks.registry import register_stage
 
 PAIRS_SCHEMA = pa.schema([
     ("pair_id", pa.string()), ("value1", pa.string()), ("value2", pa.string()),

@@ -8,10 +8,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from specstress.tasks.base import SqlStage
-from specstress.tasks.registry import register_stage
 
 from specstress.runspec import RunSpec
+from specstress.tasks.base import SqlStage
+from specstress.tasks.registry import register_stage
 
 POSITION_GRID_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("pair_id", pa.string()), ("lane", pa.int32()),

@@ -8,16 +8,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request
-from specstress.tasks.registry import artefact_ids, register_stage
-from specstress.tasks.scope import ScopedStage
-from specstress.warehouse.store import Warehouse
 
 from specstress.context import RunContext
 from specstress.domain import CallRequest, Outcome
 from specstress.embedding import hashed_embeddings
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
+from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request
+from specstress.tasks.registry import artefact_ids, register_stage
+from specstress.tasks.scope import ScopedStage
+from specstress.warehouse.store import Warehouse
 
 FREEFORM_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("expressed", pa.string()),

@@ -19,13 +19,13 @@ import threading
 from typing import Any, TypeVar
 
 import pyarrow as pa
-from specstress.tasks.base import Stage
-from specstress.warehouse.views import register_artefact_schema
 
 from specstress.errors import SpecError
 from specstress.hashing import content_hash
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
+from specstress.tasks.base import Stage
+from specstress.warehouse.views import register_artefact_schema
 
 #: Modules of this package that hold no stage.
 _INFRASTRUCTURE = {"base", "registry", "shard", "scope"}

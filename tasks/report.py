@@ -13,10 +13,9 @@ import io
 import json
 from typing import Any
 
+from specstress.context import RunContext
 from specstress.warehouse.store import Warehouse
 from specstress.warehouse.views import connect
-
-from specstress.context import RunContext
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1180px;color:#1d2230;line-height:1.45}

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
-from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.domain import CallRequest
 from specstress.runspec import RunSpec
+from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.registry import register_stage
 
 RESPONSES_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("model_id", pa.string()), ("provider", pa.string()), ("model", pa.string()),

@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
-from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.domain import CallRequest, Nudge
 from specstress.hashing import sha256_hex, short_id
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
+from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.registry import register_stage
 
 SCENARIOS_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("pair_id", pa.string()), ("nudge", pa.string()),

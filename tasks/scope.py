@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from specstress.runspec import AnalysisScope, RunSpec
 from specstress.tasks.base import Inputs, Stage, models_config
 from specstress.tasks.responses import kept_scenarios
-
-from specstress.runspec import AnalysisScope, RunSpec
 
 
 class ScopedStage(Stage):

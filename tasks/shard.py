@@ -17,12 +17,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
-from specstress.tasks.base import Inputs, Sender
-from specstress.tasks.registry import stage_by_name
-from specstress.warehouse.store import ArtefactLoader, Warehouse
 
 from specstress.context import RunContext
 from specstress.errors import BudgetExceeded, FatalProviderError, SpecError
+from specstress.tasks.base import Inputs, Sender
+from specstress.tasks.registry import stage_by_name
+from specstress.warehouse.store import ArtefactLoader, Warehouse
 
 NO_RETRY = (BudgetExceeded, FatalProviderError, SpecError)
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
-from specstress.tasks.registry import register_stage
-from specstress.tasks.responses import kept_scenarios
 
 from specstress.context import RunContext
 from specstress.domain import POSITION_LABELS, CallRequest
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
+from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.registry import register_stage
+from specstress.tasks.responses import kept_scenarios
 
 SPECTRA_SCHEMA = pa.schema([
     ("pair_id", pa.string()), ("value_slot", pa.int8()), ("value", pa.string()), ("position", pa.int8()),

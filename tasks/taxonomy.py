@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
-from specstress.tasks.registry import register_stage
 
 from specstress.context import RunContext
 from specstress.embedding import hashed_embeddings
 from specstress.hashing import sha256_hex
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
+from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.registry import register_stage
 from specstress.taxonomy import (
     TAXONOMY_SCHEMA,
     load_values_in_the_wild,

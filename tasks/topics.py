@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request
-from specstress.tasks.registry import register_stage
-from specstress.tasks.scope import ScopedStage
 
 from specstress.context import RunContext
 from specstress.domain import CallRequest
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
+from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request
+from specstress.tasks.registry import register_stage
+from specstress.tasks.scope import ScopedStage
 
 TOPICS_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("topics", pa.list_(pa.string())), ("reasoning", pa.string()),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from specstress.tasks.base import SqlStage
-from specstress.tasks.registry import register_stage
 
 from specstress.runspec import RunSpec
+from specstress.tasks.base import SqlStage
+from specstress.tasks.registry import register_stage
 
 PRIORITIES_SCHEMA = pa.schema([
     ("model_id", pa.string()), ("category", pa.string()), ("top_category", pa.string()), ("n", pa.int64()),

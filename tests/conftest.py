@@ -35,14 +35,10 @@ def prefect_server():
 
 
 def make_emulator(spec_path: Path = DEMO, faults=None, **overrides):
-    from specstress.emulator import EmulatorServer
+    from specstress.emulator.plugin import make_server
     from specstress.runspec import load_run_spec
-    from specstress.taxonomy import ValueIndex, load_yaml_taxonomy
 
-    spec = load_run_spec(spec_path, overrides or None)
-    tax = load_yaml_taxonomy(spec.resolve(spec.taxonomy.path))
-    return EmulatorServer(ValueIndex.from_table(tax), spec.emulator.personas, spec.emulator.sim,
-                          faults if faults is not None else spec.emulator.faults, seed=spec.emulator.seed)
+    return make_server(load_run_spec(spec_path, overrides or None), faults)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import yaml
+
 from specstress.tasks import registry
 from specstress.tasks.base import Stage
 
@@ -96,9 +97,8 @@ def toy_stage(tmp_path):
 
 
 def test_toy_stage_joins_the_dag(toy_stage):
-    from specstress.warehouse.sql_files import run_model
-
     from specstress.runspec import load_run_spec
+    from specstress.warehouse.sql_files import run_model
 
     assert toy_stage.inputs == ("disagreement",)
     names = [s.name for s in registry.all_stages()]

@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from specstress.tasks.registry import artefact_ids
-
 from specstress.runspec import load_run_spec
+from specstress.tasks.registry import artefact_ids
 
 DEMO = Path(__file__).resolve().parents[1] / "specs" / "runs" / "demo.yaml"
 

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from specstress.warehouse import views
 from specstress.warehouse.store import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "specs" / "runs" / "demo.yaml"
+pytestmark = pytest.mark.slow  # the whole demo through Prefect (about 2 min)
 SKELETON_VIEWS = ["value_taxonomy", "value_pairs", "scenarios", "responses", "spectra", "classifications",
                   "disagreement", "value_priorities", "calls", "artefacts", "runs"]
 
@@ -47,13 +49,14 @@ def test_classifications_grain_and_statuses(demo_run):
 
 
 def test_planted_heaviest_category_ranks_first(demo_run):
+    from specstress.emulator.config import emulator_config
     from specstress.runspec import load_run_spec
 
     spec = load_run_spec(DEMO)
     top = {r["model_id"]: r["category"] for r in views.query(
         demo_run["warehouse"], "select model_id, category from value_priorities where rank = 1").to_pylist()}
     for mid in spec.roles.panel:
-        persona = spec.persona(spec.model(mid).model)
+        persona = emulator_config(spec).persona(spec.model(mid).model)
         weights = persona.category_weights()
         heaviest = max(weights, key=weights.get)
         assert top[mid] == heaviest, (mid, top[mid], heaviest)

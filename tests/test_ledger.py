@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
-from specstress.warehouse.ledger import Ledger, make_row
-from specstress.warehouse.store import Warehouse, utcnow
 
 from specstress.domain import CallRequest, CallResult, Outcome, Usage
+from specstress.warehouse.ledger import Ledger, make_row
+from specstress.warehouse.store import Warehouse, utcnow
 
 
 def req(text: str, **kw) -> CallRequest:

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from specstress.warehouse.sql_files import run_model
 
 from specstress import metrics
 from specstress.domain import disagreement_bin
+from specstress.warehouse.sql_files import run_model
 
 positions = st.lists(st.integers(min_value=0, max_value=6), min_size=2, max_size=12)
 

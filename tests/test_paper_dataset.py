@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-from specstress.warehouse import views
 
 from specstress.paper_dataset import PAPER_MODELS, import_paper
+from specstress.warehouse import views
 from tests.test_taxonomy import write_tree
 
 
+@pytest.mark.slow  # needs the demo run
 def test_export_has_the_release_columns(demo_run, tmp_path):
-    from specstress.warehouse.store import Warehouse
-
     from specstress.paper_dataset import export_paper
+    from specstress.warehouse.store import Warehouse
 
     out = tmp_path / "export.parquet"
     n = export_paper(Warehouse(demo_run["warehouse"]), str(out))

@@ -15,10 +15,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from specstress.warehouse import views
-from specstress.warehouse.store import Warehouse
 
 from specstress.emulator import free_port
+from specstress.warehouse import views
+from specstress.warehouse.store import Warehouse
 from tests.conftest import DEMO, make_emulator
 
 ROOT = Path(__file__).resolve().parents[1]

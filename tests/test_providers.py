@@ -9,7 +9,6 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from specstress.tasks.base import make_request
 
 from specstress.context import RunContext
 from specstress.domain import FINAL_OUTCOMES, CallRequest, Outcome
@@ -17,6 +16,7 @@ from specstress.errors import FatalProviderError
 from specstress.providers.engine import Engine
 from specstress.providers.limiter import AIMDWindow
 from specstress.schemas import schema_spec
+from specstress.tasks.base import make_request
 from tests.conftest import make_emulator
 from tests.providers_spec import CHAT_IDS, write_spec
 

@@ -12,19 +12,21 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from specstress.warehouse import views
-from specstress.warehouse.store import Warehouse
 
 from specstress.context import RunContext
 from specstress.errors import BudgetExceeded
+from specstress.warehouse import views
+from specstress.warehouse.store import Warehouse
 from tests.conftest import DEMO, make_emulator
 
 SMALL = {"pairs.count": 8}
 
 
+@pytest.mark.slow
 def test_shard_task_retry_resends_only_unfinished_calls(prefect_server, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
     from specstress.flows.stress_test import stress_test
 
     over = {**SMALL, "warehouse": str(tmp_path), "name": "retrytest",
@@ -53,11 +55,11 @@ def test_shard_task_retry_resends_only_unfinished_calls(prefect_server, tmp_path
         emu.stop()
 
 
+@pytest.mark.slow
 def test_plan_arithmetic_and_exact_ledger_hits(prefect_server, tmp_path):
+    from specstress.domain import Usage
     from specstress.flows import planning
     from specstress.flows.stress_test import stress_test
-
-    from specstress.domain import Usage
     from specstress.prices import PriceTable
 
     over = {**SMALL, "warehouse": str(tmp_path), "name": "plantest"}
@@ -102,6 +104,7 @@ def test_budget_refusal_exit_3_and_nothing_sent(tmp_path):
         emu.stop()
 
 
+@pytest.mark.slow
 def test_budget_stop_mid_run_then_resume_without_paying_twice(prefect_server, tmp_path):
     from specstress.flows import planning
     from specstress.flows.stress_test import stress_test
@@ -119,7 +122,7 @@ def test_budget_stop_mid_run_then_resume_without_paying_twice(prefect_server, tm
         sent_first = emu.stats()["completed_keys"]
         assert sent_first > 0
         # more money, normal token counts: the run resumes where it stopped
-        from specstress.runspec import Faults
+        from specstress.emulator.config import Faults
 
         emu.set_faults(Faults())
         # resumed with another shard size: no part made from other items is reused, nothing is lost
@@ -151,6 +154,7 @@ def _scan(path: Path, needles: list[str]) -> list[str]:
     return hits
 
 
+@pytest.mark.slow
 def test_canary_keys_never_reach_disk(tmp_path):
     canaries = {"OPENAI_API_KEY": "sk-canaryopenai" + "a" * 20, "ANTHROPIC_API_KEY": "sk-ant-canary" + "b" * 20,
                 "GEMINI_API_KEY": "AIzaCanaryGemini" + "c" * 20, "XAI_API_KEY": "xai-canary" + "d" * 20}

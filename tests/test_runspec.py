@@ -72,6 +72,12 @@ BAD = {
     "bad base_url": (lambda d: d["models"][0].update(base_url="localhost:8000"), ["models[0].base_url", "http"]),
     "duplicate persona": (lambda d: d["emulator"]["personas"][1].update(name="sim-guardian"), ["personas", "duplicate"]),
     "redefined all subset": (lambda d: d["subsets"].update(all=["guardian", "scholar"]), ["subsets.all", "another name"]),
+    # The emulator's section is validated by the emulator plugin's own schema, reported the same way.
+    "persona noise out of range": (lambda d: d["emulator"]["personas"][0].update(noise=9),
+                                   ["emulator.personas[0].noise", "smaller value"]),
+    "unknown emulator key": (lambda d: d["emulator"].update(personass=[]), ["emulator.personass", "'personas'"]),
+    "unknown fault knob": (lambda d: d["emulator"]["faults"].update(hang_rat=0.1),
+                           ["emulator.faults.hang_rat", "'hang_rate'"]),
 }
 
 
@@ -94,6 +100,52 @@ def test_bad_spec_line_number(tmp_path):
     msg = str(pytest.raises(SpecError, load_run_spec, path).value)
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "count: many" in text)
     assert f"{path}:{line}:" in msg
+
+
+def test_emulator_section_error_line_number(tmp_path):
+    d = mutate(lambda d: d["emulator"]["personas"][2].update(noise=-1))
+    path = write(tmp_path, d)
+    msg = str(pytest.raises(SpecError, load_run_spec, path).value)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "noise: -1" in text)
+    assert f"{path}:{line}: field `emulator.personas[2].noise`" in msg
+
+
+def test_emulator_section_error_from_set():
+    msg = str(pytest.raises(SpecError, load_run_spec, DEMO, {"emulator.sim.judge_accuracy": 3}).value)
+    assert "(--set emulator.sim.judge_accuracy)" in msg and "Fix:" in msg
+
+
+def test_core_spec_knows_no_personas():
+    """The core schema keeps the emulator's section opaque (plus whether it is enabled and its URL);
+    the emulator plugin owns the typed config, cached per spec."""
+    from specstress.emulator.config import EmulatorConfig, emulator_config
+    from specstress.runspec import RunSpec, ServiceSection
+
+    assert RunSpec.model_fields["emulator"].annotation is ServiceSection
+    assert set(ServiceSection.model_fields) == {"enabled", "url"}
+    spec = load_run_spec(DEMO)
+    em = emulator_config(spec)
+    assert isinstance(em, EmulatorConfig) and emulator_config(spec) is em
+    assert em.persona("sim-guardian") is not None and em.enabled == spec.emulator.enabled
+    # A spec built without the loader is validated on first use.
+    again = RunSpec.model_validate(spec.model_dump(mode="json"))
+    assert emulator_config(again) == em
+
+
+def test_plugin_section_without_entry_points():
+    """Core finds the emulator's schema by importing the built-in plugin by name when no entry point
+    is installed, and loading a spec loads neither the emulator server nor the sim."""
+    code = ("import importlib.metadata as md; md.entry_points = lambda **kw: []\n"
+            "import sys\n"
+            "from specstress.runspec import load_run_spec\n"
+            f"spec = load_run_spec({str(DEMO)!r})\n"
+            "from specstress.emulator.config import emulator_config\n"
+            "assert len(emulator_config(spec).personas) == 6\n"
+            "loaded = [m for m in sys.modules if m.startswith(('specstress.sim', 'specstress.emulator.server'))]\n"
+            "assert not loaded, loaded\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
 def test_yaml_syntax_error(tmp_path):
@@ -145,5 +197,7 @@ def test_cli_exit_code_2_and_nothing_sent(tmp_path):
 
 
 def test_overrides_apply():
+    from specstress.emulator.config import emulator_config
+
     spec = load_run_spec(DEMO, {"pairs.count": 7, "emulator.faults.rate_429": 0.5})
-    assert spec.pairs.count == 7 and spec.emulator.faults.rate_429 == 0.5
+    assert spec.pairs.count == 7 and emulator_config(spec).faults.rate_429 == 0.5

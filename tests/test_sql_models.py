@@ -5,6 +5,7 @@ plain-Python references, on generated warehouses: panels of 2 to 40 models (so g
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections import defaultdict
 
@@ -12,9 +13,15 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from specstress.warehouse.sql_files import run_model
 
 CATEGORIES = ["care", "candour", "autonomy", "safety"]
+
+
+def _examples(full: int) -> int:
+    """Hypothesis examples: the full count in CI, a quarter in the fast tier (SPECSTRESS_FAST=1)."""
+    return max(10, full // 4) if os.environ.get("SPECSTRESS_FAST") == "1" else full
 
 
 @st.composite
@@ -61,7 +68,7 @@ def _placed(rows):
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=_examples(60), deadline=None)
 @given(warehouses())
 def test_disagreement_sql_matches_reference(wh):
     rows, pairs, subsets = wh
@@ -91,7 +98,7 @@ def test_disagreement_sql_matches_reference(wh):
         assert r["high"] == (r["d"] >= 1.5)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=_examples(60), deadline=None)
 @given(warehouses(), st.integers(1, 6), st.sampled_from([9 / 11, 0.5, 1.0]))
 def test_outliers_sql_matches_reference(wh, gap, share):
     rows, pairs, subsets = wh
@@ -125,7 +132,7 @@ def test_outliers_sql_matches_reference(wh, gap, share):
             (n, a1, a2, needed, flag)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=_examples(60), deadline=None)
 @given(warehouses())
 def test_value_priorities_sql_matches_reference(wh):
     rows, pairs, subsets = wh
@@ -183,3 +190,91 @@ def test_position_grid_refuses_a_repeated_placement():
     cls, _, sub = _tables(rows, [], {"all": ["a", "b"]})
     with pytest.raises(Exception, match="one row per scenario x model x value_slot"):
         run_model("position_grid", {"classifications": cls, "subsets": sub})
+
+
+# --- the optimised models against their plain reference models (models/reference/*.sql) ---------
+
+FLOAT_TOLERANCE = 1e-12
+
+
+def _rows_by_key(table: pa.Table, key: tuple[str, ...]) -> dict[tuple, dict]:
+    rows = table.to_pylist()
+    out = {tuple(r[k] for k in key): r for r in rows}
+    assert len(out) == len(rows), f"duplicate {key} rows"
+    return out
+
+
+def _assert_same_rows(fast: pa.Table, ref: pa.Table, key: tuple[str, ...]) -> None:
+    """Same columns, same rows; floats equal within FLOAT_TOLERANCE, everything else exactly.
+
+    Columns that classify a float (disagreement's bin and high) are compared exactly: both models
+    compute D from exact integer sums, so a D on a bin edge lands in the same bin in both."""
+    assert fast.column_names == ref.column_names
+    assert fast.schema.types == ref.schema.types
+    got, want = _rows_by_key(fast, key), _rows_by_key(ref, key)
+    assert set(got) == set(want)
+    for k, r in want.items():
+        for col, v in r.items():
+            g = got[k][col]
+            if isinstance(v, float) and g is not None:
+                assert g == pytest.approx(v, abs=FLOAT_TOLERANCE), (k, col, g, v)
+            else:
+                assert g == v, (k, col, g, v)
+
+
+@settings(max_examples=_examples(40), deadline=None)
+@given(warehouses(), st.sampled_from([1.0, 1.5, 2.0]))
+def test_disagreement_matches_its_reference_model(wh, high):
+    rows, pairs, subsets = wh
+    cls, _, sub = _tables(rows, pairs, subsets)
+    src = {"classifications": cls, "subsets": sub}
+    _assert_same_rows(run_model("disagreement", src, {"high": high}),
+                      run_model("reference/disagreement", src, {"high": high}), ("subset", "scenario_id"))
+
+
+@settings(max_examples=_examples(40), deadline=None)
+@given(warehouses(), st.integers(1, 6), st.sampled_from([9 / 11, 0.5, 1.0]))
+def test_outliers_match_their_reference_model(wh, gap, share):
+    rows, pairs, subsets = wh
+    cls, _, sub = _tables(rows, pairs, subsets)
+    src = {"classifications": cls, "subsets": sub}
+    params = {"min_gap": gap, "min_share": share}
+    _assert_same_rows(run_model("outliers", src, params), run_model("reference/outliers", src, params),
+                      ("scenario_id", "model_id"))
+
+
+@settings(max_examples=_examples(40), deadline=None)
+@given(warehouses())
+def test_value_priorities_match_their_reference_model(wh):
+    rows, pairs, subsets = wh
+    cls, pairs_t, sub = _tables(rows, pairs, subsets)
+    src = {"classifications": cls, "pairs": pairs_t, "subsets": sub}
+    _assert_same_rows(run_model("value_priorities", src), run_model("reference/value_priorities", src),
+                      ("model_id", "category"))
+
+
+@pytest.mark.parametrize("model", ["disagreement", "reference/disagreement"])
+def test_disagreement_on_a_bin_edge_takes_the_bin_that_starts_there(model):
+    """Two models at 0 and 2p have D = p exactly; D = 1, 1.5, 2, 2.5 must open their bins."""
+    edges = {1: "[1,1.5)", 1.5: "[1.5,2)", 2: "[2,2.5)", 2.5: "[2.5,3]"}
+    rows = []
+    for s, d in enumerate(edges):
+        for m, p in (("a", 0), ("b", int(2 * d)), ("c", 3)):   # c is not in the subset
+            for slot in (1, 2):
+                rows.append({"scenario_id": f"s{s}", "pair_id": "p", "model_id": m, "value_slot": slot,
+                             "position": p, "status": "ok"})
+    cls, _, sub = _tables(rows, [], {"all": ["a", "b", "c"], "ab": ["a", "b"]})
+    got = {r["scenario_id"]: r for r in run_model(model, {"classifications": cls, "subsets": sub},
+                                                  {"high": 1.5}).to_pylist() if r["subset"] == "ab"}
+    for s, (d, bin_) in enumerate(edges.items()):
+        assert (got[f"s{s}"]["d"], got[f"s{s}"]["bin"], got[f"s{s}"]["high"]) == (d, bin_, d >= 1.5)
+
+
+def test_value_priorities_refuse_more_categories_than_a_tally_key_holds():
+    pairs = [{"pair_id": f"p{k}", "category1": f"c{2 * k:05d}", "category2": f"c{2 * k + 1:05d}",
+              "top_category1": "T", "top_category2": "T"} for k in range(2049)]
+    rows = [{"scenario_id": "s", "pair_id": "p0", "model_id": m, "value_slot": 1, "position": 3, "status": "ok"}
+            for m in ("a", "b")]
+    cls, pairs_t, sub = _tables(rows, pairs, {"all": ["a", "b"]})
+    with pytest.raises(Exception, match="more than 4096 categories"):
+        run_model("value_priorities", {"classifications": cls, "pairs": pairs_t, "subsets": sub})

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from specstress.tasks.pairs import decode_pair_index, sample_pairs
 
 from specstress.errors import SpecError
+from specstress.tasks.pairs import decode_pair_index, sample_pairs
 from specstress.taxonomy import ValueIndex, load_values_in_the_wild, load_yaml_taxonomy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,12 +77,11 @@ def test_values_in_the_wild_errors(tmp_path):
 
 
 def test_taxonomy_expansion_through_the_emulator(tmp_path):
+    from specstress.context import RunContext
+    from specstress.providers.engine import close_engine
     from specstress.tasks.base import Inputs
     from specstress.tasks.taxonomy import TaxonomyStage
     from specstress.warehouse.store import ArtefactLoader, Warehouse
-
-    from specstress.context import RunContext
-    from specstress.providers.engine import close_engine
     from tests.conftest import DEMO, make_emulator
 
     over = {"warehouse": str(tmp_path), "taxonomy.source": "expand", "taxonomy.per_category": 3,

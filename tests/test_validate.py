@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a full validation run (about 1 min)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

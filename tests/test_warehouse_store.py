@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from specstress.warehouse import views
-from specstress.warehouse.store import Warehouse
 
 from specstress.runspec import load_run_spec
+from specstress.warehouse import views
+from specstress.warehouse.store import Warehouse
 from tests.conftest import DEMO
 
 

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
-from specstress.warehouse.store import Warehouse, duckdb_connect, utcnow
 
 from specstress.domain import FINAL_OUTCOMES, CallRequest, CallResult, Usage
 from specstress.hashing import canonical_json
+from specstress.warehouse.store import Warehouse, duckdb_connect, utcnow
 
 LEDGER_SCHEMA = pa.schema(
     [

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import duckdb
 import pyarrow as pa
+
 from specstress.warehouse.ledger import LEDGER_SCHEMA
 from specstress.warehouse.sql_files import SQL_DIR, sql_list
 from specstress.warehouse.store import LINEAGE_SCHEMA, RUN_SCHEMA, Warehouse, duckdb_connect

@@ -1,11 +1,14 @@
 """The emulator as a provider plugin: what the simulated panel needs from a run, and nothing more.
 
 The production path calls these hooks through :mod:`specstress.providers.services` for every
-plugin alike; only this module knows about personas, sim knobs and faults:
+plugin alike; only the emulator package knows about personas, sim knobs and faults. Their schema
+(the run spec's ``emulator:`` section) is :mod:`specstress.emulator.config`, registered with the
+spec loader when this module is imported (the ``specstress.providers`` entry point names it):
 
 * :func:`identity` is the endpoint part of a call key for a model the emulator serves: a hash of
   what shapes its answers (seed, sim knobs, that model's persona, refusal and truncation rates),
-  so that changing a persona recomputes that persona's calls only. The port never enters it.
+  so that changing a persona recomputes that persona's calls only. The port never enters it. This
+  is the only route by which sim data reaches call keys (through the model identity).
 * :func:`preflight` checks the personas against the taxonomy before anything is sent.
 * :func:`start` serves the panel in-process on a free loopback port when the spec enables it.
 * :func:`after_stage` keeps the simulated models' value index in step with an expanded taxonomy.
@@ -19,9 +22,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from specstress.emulator.config import EmulatorConfig, Faults, emulator_config
 from specstress.errors import SpecError
 from specstress.hashing import content_hash
 from specstress.runspec import ModelEntry, RunSpec
+
+__all__ = ["NAME", "EmulatorConfig", "after_stage", "emulator_config", "identity", "make_server", "preflight",
+           "serves", "start"]
 
 NAME = "emulator"
 
@@ -31,8 +38,8 @@ def serves(spec: RunSpec, entry: ModelEntry) -> bool:
 
 
 def identity(spec: RunSpec, entry: ModelEntry) -> str:
-    em = spec.emulator
-    persona = spec.persona(entry.model)
+    em = emulator_config(spec)
+    persona = em.persona(entry.model)
     shaping = {
         "seed": em.seed,
         "sim": em.sim.model_dump(mode="json"),
@@ -45,12 +52,13 @@ def identity(spec: RunSpec, entry: ModelEntry) -> str:
 
 def preflight(spec: RunSpec) -> list[str]:
     """Personas must name level-2 categories of the run's taxonomy."""
-    if not (spec.emulator.enabled or spec.emulator.url) or spec.taxonomy.source not in ("file", "expand"):
+    em = emulator_config(spec)
+    if not (em.enabled or em.url) or spec.taxonomy.source not in ("file", "expand"):
         return []
     from specstress.taxonomy import load_yaml_taxonomy
 
     cats = set(load_yaml_taxonomy(spec.resolve(spec.taxonomy.path)).column("category").to_pylist())
-    for i, p in enumerate(spec.emulator.personas):
+    for i, p in enumerate(em.personas):
         for cat in list(p.weights) + list(p.priority_order or []):
             if cat not in cats:
                 close = difflib.get_close_matches(cat, sorted(cats), n=1)
@@ -69,12 +77,14 @@ def _taxonomy(spec: RunSpec) -> Any:
     return load_yaml_taxonomy(spec.resolve(spec.taxonomy.path))
 
 
-def make_server(spec: RunSpec, faults: Any = None, port: int | None = None, host: str = "127.0.0.1") -> Any:
-    """An (unstarted) emulator serving ``spec``'s simulated panel."""
+def make_server(spec: RunSpec, faults: Faults | None = None, port: int | None = None,
+                host: str = "127.0.0.1") -> Any:
+    """An (unstarted) :class:`~specstress.emulator.server.EmulatorServer` serving ``spec``'s simulated
+    panel, with ``faults`` instead of the spec's when given."""
     from specstress.emulator.server import EmulatorServer
     from specstress.taxonomy import ValueIndex
 
-    em = spec.emulator
+    em = emulator_config(spec)
     return EmulatorServer(ValueIndex.from_table(_taxonomy(spec)), em.personas, em.sim,
                           em.faults if faults is None else faults, seed=em.seed, port=port, host=host)
 
@@ -82,7 +92,7 @@ def make_server(spec: RunSpec, faults: Any = None, port: int | None = None, host
 @contextmanager
 def start(spec: RunSpec, running_url: str | None, quiet: bool = False) -> Iterator[Any]:
     """Serve the panel in-process when the spec enables the emulator and none is running already."""
-    if not spec.emulator.enabled or running_url:
+    if not emulator_config(spec).enabled or running_url:
         yield None
         return
     server = make_server(spec).start()

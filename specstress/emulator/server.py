@@ -10,8 +10,9 @@ Endpoints (shapes the openai, anthropic and google-genai SDKs expect):
 
 Every request passes the fault knobs (outages, per-model RPM/TPM limits, 429/500/503/529 rates,
 latency, hangs, malformed bodies, refusals, truncation), then the simulated model answers.
-The stats count requests, statuses, 429s served and successful completions per ledger key (the
-client sends ``x-specstress-key``); the credential headers are never stored, and returned only by
+The stats count requests, statuses, 429s served and successful completions per ledger key (every
+client request carries it in the standard ``X-Client-Request-Id`` tracing header; the older
+``x-specstress-key`` is still read); the credential headers are never stored, and returned only by
 the ``echo_auth_rate`` fault, which imitates a proxy that echoes them so that tests can prove the
 client scrubs them.
 """
@@ -35,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from specstress.embedding import hashed_embedding
-from specstress.runspec import Faults, Persona, SimSpec
+from specstress.emulator.config import Faults, Persona, SimSpec
 from specstress.sim.agent import SimAgent, SimReply
 from specstress.taxonomy import ValueIndex
 
@@ -298,7 +299,7 @@ class Emulator:
             st.tokens_in += est_in
             st.tokens_out += out_tokens
             st.by_status[200] += 1
-            key = request.headers.get("x-specstress-key")
+            key = request.headers.get("x-client-request-id") or request.headers.get("x-specstress-key")
             if key:
                 st.completions[key] += 1
             else:
@@ -340,7 +341,8 @@ class Emulator:
                 messages.append({"role": role, "content": _text_of(m.get("content"))})
         rf = body.get("response_format") or {}
         schema = (rf.get("json_schema") or {}).get("name") if rf.get("type") == "json_schema" else None
-        salt = request.headers.get("x-specstress-key") or json.dumps(body, sort_keys=True)
+        salt = (request.headers.get("x-client-request-id") or request.headers.get("x-specstress-key")
+                or json.dumps(body, sort_keys=True))
         est_in = _tokens((system or "") + "".join(m["content"] for m in messages))
 
         def produce() -> tuple[dict[str, Any], int]:
@@ -374,7 +376,8 @@ class Emulator:
         fmt = ((body.get("text") or {}).get("format") or {})
         schema = fmt.get("name") if fmt.get("type") == "json_schema" else None
         effort = (body.get("reasoning") or {}).get("effort")
-        salt = request.headers.get("x-specstress-key") or json.dumps(body, sort_keys=True)
+        salt = (request.headers.get("x-client-request-id") or request.headers.get("x-specstress-key")
+                or json.dumps(body, sort_keys=True))
         est_in = _tokens((system or "") + "".join(m["content"] for m in messages))
 
         def produce() -> tuple[dict[str, Any], int]:
@@ -440,7 +443,8 @@ class Emulator:
                 return JSONResponse({"type": "error", "error": {"type": "invalid_request_error",
                                      "message": f"{banned}: Extra inputs are not permitted"}}, status_code=400)
         thinking = (body.get("thinking") or {}).get("budget_tokens") or 0
-        salt = request.headers.get("x-specstress-key") or json.dumps(body, sort_keys=True)
+        salt = (request.headers.get("x-client-request-id") or request.headers.get("x-specstress-key")
+                or json.dumps(body, sort_keys=True))
         est_in = _tokens((system or "") + "".join(m["content"] for m in messages))
 
         def produce() -> tuple[dict[str, Any], int]:
@@ -491,7 +495,8 @@ class Emulator:
         schema = (js or {}).get("title") if js else None
         tc = gc.get("thinkingConfig") or gc.get("thinking_config") or {}
         thinking = tc.get("thinkingBudget") or tc.get("thinking_budget") or 0
-        salt = request.headers.get("x-specstress-key") or json.dumps(body, sort_keys=True)
+        salt = (request.headers.get("x-client-request-id") or request.headers.get("x-specstress-key")
+                or json.dumps(body, sort_keys=True))
         est_in = _tokens((system or "") + "".join(m["content"] for m in messages))
 
         def produce() -> tuple[dict[str, Any], int]:

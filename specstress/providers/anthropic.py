@@ -6,10 +6,59 @@ from __future__ import annotations
 from typing import Any
 
 from specstress.domain import CallRequest, Outcome, Usage
-from specstress.providers.base import ProviderError, RawReply, classify_exception  # noqa: F401
+from specstress.providers.base import (
+    Classifier,
+    ProviderError,
+    RawReply,
+    classify_common,
+    kind_for_status,
+    request_headers,
+    status_error,
+)
+
+#: Subclasses of RateLimitError (429) that a wait cannot cure: the account's spend limit is reached.
+_SPEND_LIMITS = ("ContractSpendLimitReachedError", "EnforcedSpendLimitReachedError")
 
 
-class AnthropicAdapter:
+def _classes(names: tuple[str, ...]) -> tuple[type[BaseException], ...]:
+    import anthropic
+
+    return tuple(c for c in (getattr(anthropic, n, None) for n in names) if isinstance(c, type))
+
+
+def classify(exc: BaseException) -> ProviderError:
+    """Map an exception of the ``anthropic`` SDK (or of its transport) onto a :class:`ProviderError`, by type."""
+    import anthropic
+
+    if isinstance(exc, anthropic.APIStatusError):  # an HTTP error status: RateLimitError, OverloadedError, ...
+        status = int(exc.status_code)
+        headers = exc.response.headers
+        if isinstance(exc, anthropic.RateLimitError):
+            spend_limit = _classes(_SPEND_LIMITS)
+            return status_error(exc, status, "auth" if spend_limit and isinstance(exc, spend_limit)
+                                else "rate_limit", headers)
+        if isinstance(exc, anthropic.OverloadedError):  # 529
+            return status_error(exc, status, "overloaded", headers)
+        if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
+            return status_error(exc, status, "auth", headers)
+        if isinstance(exc, anthropic.NotFoundError):
+            return status_error(exc, status, "not_found", headers)
+        if isinstance(exc, anthropic.InternalServerError):  # 5xx; "overloaded" bodies are overload
+            return status_error(exc, status, "overloaded" if kind_for_status(status, str(exc)) == "overloaded"
+                                else "server", headers)
+        # BadRequestError (400: the request, or the account when its body says so), PaymentRequiredError
+        # (402: auth), RequestTimeoutError (408: server), ConflictError, UnprocessableEntityError, ...
+        return status_error(exc, status, None, headers)
+    if isinstance(exc, anthropic.APITimeoutError):  # before APIConnectionError, its base
+        return ProviderError("timeout", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderError("connection", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return ProviderError("server", f"malformed response body ({type(exc).__name__}: {exc})")
+    return classify_common(exc)
+
+
+class AnthropicAdapter(Classifier):
     provider = "anthropic"
 
     def __init__(self, api_key: str, base_url: str | None, timeout: float, api: str | None = None) -> None:
@@ -17,11 +66,14 @@ class AnthropicAdapter:
 
         self.client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
 
+    def classify(self, exc: BaseException) -> ProviderError:
+        return classify(exc)
+
     async def complete(self, req: CallRequest) -> RawReply:
         try:
             return await self._messages(req)
         except Exception as exc:  # noqa: BLE001
-            raise classify_exception(exc) from None
+            raise self.classify(exc) from None
 
     async def _messages(self, req: CallRequest) -> RawReply:
         p = req.params
@@ -46,8 +98,7 @@ class AnthropicAdapter:
             output_config["format"] = {"type": "json_schema", "schema": req.schema["schema"]}
         if output_config:
             kwargs["output_config"] = output_config
-        if req.meta.get("extra_headers"):
-            kwargs["extra_headers"] = req.meta["extra_headers"]
+        kwargs["extra_headers"] = request_headers(req)
         r = await self.client.messages.create(**kwargs)
         texts: list[str] = []
         parsed = None

@@ -1,97 +1,109 @@
 """The call engine: every provider call of a process goes through here, and through the ledger.
 
-One engine per (process, run). It owns one asyncio loop in a background thread, the provider
-clients (created and closed on that loop), one :class:`ModelLimiter` per (provider, model), and
-the ledger writer. Prefect shard tasks, running on worker threads, hand it batches of requests
-and block until every request has an outcome; concurrent shards share the same limits.
+It is built from small layers, each testable alone:
 
-``run_calls`` = look the keys up in the ledger (hits cost nothing and contact nobody), send the
-misses through one retry layer, append one ledger row per ended call, return results in order.
+1. the call store (:mod:`.store`): the ledger, behind a protocol; hits cost nothing and contact nobody;
+2. the retry policy (:mod:`.retry`): which errors retry, backoff honouring Retry-After, bounds;
+3. the limiter (:mod:`.limiter`): in-flight window and rate buckets per (provider, model);
+4. the adapters: one small module per provider, each classifying its own SDK's exceptions;
+5. the observers (:mod:`.observers`): counters and the progress line, fed with events.
+
+What is left here is the orchestration: de-duplicate calls in flight, stop at the budget or on a
+fatal error, repair a structured output once, and append one store row per ended call.
+
+One engine per (process, run). It owns one asyncio loop in a background thread, the provider
+clients (created and closed on that loop), one limiter per (provider, model), and the store
+writer. Prefect shard tasks, running on worker threads, hand it batches of requests and block
+until every request has an outcome; concurrent shards share the same limits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import math
 import sys
 import threading
-import time
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from specstress.domain import CallRequest, CallResult, Outcome, Usage
-from specstress.errors import FatalProviderError
+from specstress.errors import BudgetExceeded, FatalProviderError
 from specstress.prices import ModelPrice, PriceTable
-from specstress.providers.base import FATAL_KINDS, ProviderError, RawReply, classify_exception
+from specstress.providers.base import Adapter, ProviderError, RawReply, classify_common
 from specstress.providers.limiter import ModelLimiter
+from specstress.providers.observers import Counters, EngineEvent, Observer, ProgressLine, StageCounters
+from specstress.providers.retry import (
+    Attempts,
+    NotSent,
+    RetryPolicy,
+    call_with_retries,
+    is_fatal,
+    is_permanent,
+    is_rate_limited,
+)
+from specstress.providers.store import CallStore
 from specstress.secrets import redact
 from specstress.warehouse.ledger import Ledger, make_row
 from specstress.warehouse.store import Warehouse, utcnow
 
-
-@dataclass
-class StageCounters:
-    planned: int = 0
-    expected: int = 0
-    hits: int = 0
-    sent: int = 0
-    done: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    waited_s: float = 0.0
-    failed: int = 0
-    cost_usd: float = 0.0
-    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"planned": self.planned, "cache_hits": self.hits, "sent": self.sent, "done": self.done,
-                "retries": self.retries, "rate_limited": self.rate_limited, "waited_s": round(self.waited_s, 2),
-                "failed": self.failed,
-                "cost_usd": round(self.cost_usd, 6), "outcomes": dict(self.outcomes)}
+NOT_SENT_BUDGET = "not sent: the run's budget is spent"
 
 
-class Engine:
-    """See the module docstring. Use :func:`get_engine` to share one per run and process."""
+class CallEngine:
+    """The engine's core, from its parts. :class:`Engine` builds one from a run context."""
 
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
-        self.spec = ctx.spec
-        self.warehouse = Warehouse(ctx.warehouse_root)
-        self.ledger = Ledger(self.warehouse, resend_errors=bool(getattr(ctx, "resend_errors", False)))
-        self.prices = PriceTable.load(self.spec.resolve(self.spec.prices))
-        self.retry = self.spec.retry
-        self.emulator_url = ctx.emulator_url
+    def __init__(self, store: CallStore, adapter_for: Callable[[CallRequest], Adapter], *, run_id: str,
+                 policy: RetryPolicy | None = None,
+                 limiter_for: Callable[[CallRequest], ModelLimiter] | None = None,
+                 price_for: Callable[[CallRequest], ModelPrice | None] | None = None,
+                 budget_usd: float = math.inf, spent_before: float = 0.0, request_timeout_s: float = 120.0,
+                 observers: Iterable[Observer] = (), quiet: bool = True) -> None:
+        self.ledger = store
+        self.run_id = run_id
+        self.policy = policy or RetryPolicy()
+        self.request_timeout_s = request_timeout_s
+        self._adapter_for = adapter_for
+        self._limiter_for = limiter_for or (lambda req: ModelLimiter(64))
+        self._price_for = price_for or (lambda req: None)
         self._adapters: dict[str, Any] = {}
         self._limiters: dict[tuple[str, str], ModelLimiter] = {}
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
-        self.counters: dict[str, StageCounters] = defaultdict(StageCounters)
+        self.stats = Counters()
+        self.progress = None if quiet else ProgressLine(self.stats, budget_usd)
+        self.observers: list[Observer] = [self.stats, *([self.progress] if self.progress else []), *observers]
         self.run_cost = 0.0
         # money this invocation may spend: the budget minus what earlier invocations of the run spent
-        self.budget_left = float(self.spec.budget_usd) - float(getattr(ctx, "spent_before", 0.0) or 0.0)
+        self.budget_usd = budget_usd
+        self.budget_left = float(budget_usd) - float(spent_before or 0.0)
         self.budget_hit = False
         self.fatal: str | None = None
-        self._rng = random.Random(self.spec.seed)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="specstress-engine", daemon=True)
         self._thread.start()
         self._closed = False
-        self._progress_stage: str | None = None
-        self._last_print = 0.0
-        self.quiet = bool(getattr(ctx, "quiet", False))
         self._ticker = asyncio.run_coroutine_threadsafe(self._tick(), self._loop)
 
     # ------------------------------------------------------------------ public, thread-safe
+
+    @property
+    def counters(self) -> dict[str, StageCounters]:
+        return self.stats.by_stage
+
+    def emit(self, kind: str, stage: str, **fields: Any) -> None:
+        event = EngineEvent(kind, stage, **fields)  # type: ignore[arg-type]
+        for obs in self.observers:
+            try:
+                obs.on_event(event)
+            except Exception as exc:  # noqa: BLE001 - an observer never breaks a call
+                print(f"warning: engine observer {type(obs).__name__} failed: {exc!r}", file=sys.stderr)
 
     def run_calls(self, requests: list[CallRequest], stage: str) -> list[CallResult]:
         """Outcomes for ``requests`` in order. Blocks the calling thread (never the engine loop)."""
         if self.fatal:
             raise FatalProviderError(self.fatal)
-        c = self.counters[stage]
-        c.planned += len(requests)
-        self._progress_stage = stage
+        self.emit("planned", stage, n=len(requests))
         hits = self.ledger.lookup(r.key for r in requests)
-        c.hits += sum(1 for r in requests if r.key in hits)
+        self.emit("cache_hit", stage, n=sum(1 for r in requests if r.key in hits))
         misses = [r for r in requests if r.key not in hits]
         results: dict[str, CallResult] = dict(hits)
         if misses:
@@ -104,11 +116,9 @@ class Engine:
             raise FatalProviderError(self.fatal)
         if self.budget_hit:
             self.ledger.flush()
-            from specstress.errors import BudgetExceeded
-
             raise BudgetExceeded(
                 f"stopped in stage {stage}: this run has spent ${self.run_cost:.4f} and reached its budget "
-                f"(${self.spec.budget_usd:.2f} in all). Calls already in flight finished and are kept; raise "
+                f"(${self.budget_usd:.2f} in all). Calls already in flight finished and are kept; raise "
                 "budget_usd and run again to resume where this stopped.")
         return [results[r.key] for r in requests]
 
@@ -117,8 +127,11 @@ class Engine:
 
     def expect(self, stage: str, calls: int) -> None:
         """Announce a stage's planned calls, so that progress shows a fixed total from the start."""
-        self.counters[stage].expected = max(self.counters[stage].expected, calls)
-        self._progress_stage = stage
+        self.emit("expected", stage, n=calls)
+
+    def print_progress(self, force: bool = False) -> None:
+        if self.progress is not None:
+            self.progress.print(force)
 
     def limiter_stats(self) -> dict[str, Any]:
         return {f"{p}:{m}": {"limit": round(lim.window.limit, 2), "peak_in_flight": lim.window.peak,
@@ -172,7 +185,7 @@ class Engine:
             return await asyncio.shield(fut)
         done = self.ledger.pending_result(req.key)  # finished by a concurrent shard since its lookup
         if done is not None:
-            self.counters[stage].hits += 1
+            self.emit("cache_hit", stage, key=req.key)
             return done
         fut = self._loop.create_future()
         self._inflight[req.key] = fut
@@ -191,10 +204,7 @@ class Engine:
     def _adapter(self, req: CallRequest) -> Any:
         a = self._adapters.get(req.model_id)
         if a is None:
-            from specstress.providers import make_adapter
-
-            entry = self.spec.model(req.model_id)
-            a = make_adapter(entry, self.emulator_url, self.retry.request_timeout_s)
+            a = self._adapter_for(req)
             self._adapters[req.model_id] = a
         return a
 
@@ -202,108 +212,84 @@ class Engine:
         k = (req.provider, req.model)
         lim = self._limiters.get(k)
         if lim is None:
-            lim = self._limiters.get(k)
-            entry = self.spec.model(req.model_id)
-            lim = ModelLimiter(entry.limits.max_in_flight, entry.limits.min_in_flight, entry.limits.rpm,
-                               entry.limits.tpm)
-            self._limiters[k] = lim
+            lim = self._limiters[k] = self._limiter_for(req)
         return lim
 
-    def _price(self, req: CallRequest) -> ModelPrice | None:
-        return self.prices.for_entry(self.spec.model(req.model_id))
+    def _charge(self, req: CallRequest, res: CallResult, stage: str) -> None:
+        price = self._price_for(req)
+        res.cost_usd = price.cost(res.usage) if price else 0.0
+        self.run_cost += res.cost_usd
+        self.emit("cost", stage, key=req.key, cost_usd=res.cost_usd)
 
     async def _call(self, req: CallRequest, stage: str) -> CallResult:
-        """Send one call with retries, parse it, repair once if needed, append its ledger row."""
-        c = self.counters[stage]
-        c.sent += 1
+        """Send one call with retries, parse it, repair once if needed, append its store row."""
+        self.emit("call_started", stage, key=req.key)
         started = utcnow()
-        res, statuses = await self._send_with_retries(req, c)
+        res, statuses = await self._send_with_retries(req, stage)
         if res.outcome == Outcome.OK and req.schema is not None and req.kind == "chat":
             res = await self._parse_or_repair(req, res, stage)
-        price = self._price(req)
-        res.cost_usd = price.cost(res.usage) if price else 0.0
-        c.cost_usd += res.cost_usd
-        self.run_cost += res.cost_usd
-        c.done += 1
-        c.outcomes[str(res.outcome)] += 1
-        if not res.final:
-            c.failed += 1
-        self.ledger.append(make_row(req, res, self.ctx.run_id, started, statuses), flush=False)
+        self._charge(req, res, stage)
+        self.emit("call_ended", stage, key=req.key, outcome=str(res.outcome), final=res.final)
+        self.ledger.append(make_row(req, res, self.run_id, started, statuses), flush=False)
         return res
 
-    async def _send_with_retries(self, req: CallRequest, c: StageCounters) -> tuple[CallResult, list[int]]:
-        policy = self.retry
+    async def _send_with_retries(self, req: CallRequest, stage: str) -> tuple[CallResult, list[int]]:
         adapter = self._adapter(req)
         limiter = self._limiter(req)
-        if req.endpoint.startswith("emulator"):
-            req.meta.setdefault("extra_headers", {})["x-specstress-key"] = req.key
+        classify: Callable[[BaseException], ProviderError] = getattr(adapter, "classify", classify_common)
         est_tokens = req.prompt_chars // 4 + int(req.params.get("max_tokens") or 256)
-        t_start = time.monotonic()
-        attempts = 0
-        waited = 0.0
-        statuses: list[int] = []
-        last: ProviderError | None = None
-        while True:
+
+        async def send() -> RawReply:
+            async with limiter.slot(est_tokens):
+                call = adapter.embed(req) if req.kind == "embedding" else adapter.complete(req)
+                try:
+                    raw: RawReply = await asyncio.wait_for(call, timeout=self.request_timeout_s + 5.0)
+                except TimeoutError:
+                    raise ProviderError("timeout", "request exceeded its timeout") from None
+            limiter.on_success()
+            return raw
+
+        def before_attempt() -> None:
             if self.run_cost >= self.budget_left:
                 self.budget_hit = True
-                return CallResult(key=req.key, outcome=Outcome.RETRYABLE_ERROR, attempts=attempts, wait_s=waited,
-                                  error="not sent: the run's budget is spent"), statuses
-            attempts += 1
-            t0 = time.monotonic()
-            try:
-                async with limiter.slot(est_tokens):
-                    call = adapter.embed(req) if req.kind == "embedding" else adapter.complete(req)
-                    raw: RawReply = await asyncio.wait_for(call, timeout=policy.request_timeout_s + 5.0)
-                limiter.on_success()
-                statuses.append(raw.status)
-                return self._result(req, raw, attempts, waited, time.monotonic() - t0), statuses
-            except (ProviderError, TimeoutError, Exception) as exc:  # noqa: BLE001
-                err = classify_exception(exc) if not isinstance(exc, ProviderError) else exc
-                if isinstance(exc, TimeoutError):
-                    err = ProviderError("timeout", "request exceeded its timeout")
-                last = err
-                if err.status:
-                    statuses.append(err.status)
-            if last.kind in ("rate_limit", "overloaded"):
-                c.rate_limited += 1
+                raise NotSent(NOT_SENT_BUDGET)
+
+        def on_failure(err: ProviderError) -> None:
+            if is_rate_limited(err):
+                self.emit("rate_limited", stage, key=req.key, error_kind=err.kind)
                 limiter.on_rate_limited()
-            if last.kind in FATAL_KINDS:
-                self.fatal = (f"{req.provider} refused {req.model_id!r} ({last.kind}, HTTP {last.status}): "
-                              f"{last}. Fix the key or the model id in the run spec, then run again: "
-                              "finished calls are kept.")
-                return self._error(req, Outcome.RETRYABLE_ERROR, last, attempts, waited), statuses
-            if last.kind == "bad_request":
-                return self._error(req, Outcome.PERMANENT_ERROR, last, attempts, waited), statuses
-            if not last.retryable:
-                return self._error(req, Outcome.RETRYABLE_ERROR, last, attempts, waited), statuses
-            delay = self._backoff(attempts, last)
-            elapsed = time.monotonic() - t_start
-            if attempts >= policy.max_attempts or elapsed + delay > policy.max_call_seconds:
-                return self._error(req, Outcome.RETRYABLE_ERROR, last, attempts, waited), statuses
-            c.retries += 1
-            c.waited_s += delay
-            waited += delay
-            await asyncio.sleep(delay)
 
-    def _backoff(self, attempt: int, err: ProviderError) -> float:
-        base = self.retry.backoff_base_s * (2 ** (attempt - 1))
-        delay = min(self.retry.backoff_max_s, base) * (0.5 + self._rng.random() / 2)  # jitter
-        if err.retry_after is not None:
-            delay = max(err.retry_after, min(delay, err.retry_after * 1.5 + 0.05))
-        return delay
+        def on_retry(err: ProviderError, delay: float) -> None:
+            self.emit("retry", stage, key=req.key, delay_s=delay, error_kind=err.kind)
 
-    def _result(self, req: CallRequest, raw: RawReply, attempts: int, waited: float, latency: float) -> CallResult:
+        log = await call_with_retries(send, self.policy, classify=classify, before_attempt=before_attempt,
+                                      on_failure=on_failure, on_retry=on_retry)
+        return self._outcome(req, log), log.statuses
+
+    def _outcome(self, req: CallRequest, log: Attempts) -> CallResult:
+        if log.reply is not None:
+            return self._result(req, log.reply, log)
+        if log.not_sent is not None or log.error is None:
+            return CallResult(key=req.key, outcome=Outcome.RETRYABLE_ERROR, attempts=log.attempts,
+                              wait_s=log.waited_s, error=log.not_sent or "not sent")
+        err = log.error
+        if is_fatal(err):
+            self.fatal = (f"{req.provider} refused {req.model_id!r} ({err.kind}, HTTP {err.status}): "
+                          f"{err}. Fix the key or the model id in the run spec, then run again: "
+                          "finished calls are kept.")
+        outcome = Outcome.PERMANENT_ERROR if is_permanent(err) else Outcome.RETRYABLE_ERROR
+        msg = f"{err.kind}" + (f" (HTTP {err.status})" if err.status else "") + f": {err}"
+        return CallResult(key=req.key, outcome=outcome, error=redact(msg)[:2000], attempts=log.attempts,
+                          wait_s=log.waited_s)
+
+    def _result(self, req: CallRequest, raw: RawReply, log: Attempts) -> CallResult:
         vector = raw.vectors[0] if raw.vectors and len(raw.vectors) == 1 else None
         parsed = raw.parsed
         if raw.vectors is not None and len(raw.vectors) != 1:
             parsed = {"vectors": raw.vectors}
         return CallResult(key=req.key, outcome=raw.outcome, text=raw.text, parsed=parsed, vector=vector,
-                          usage=raw.usage, latency_s=latency, attempts=attempts, wait_s=waited,
+                          usage=raw.usage, latency_s=log.latency_s, attempts=log.attempts, wait_s=log.waited_s,
                           served_model=raw.served_model)
-
-    def _error(self, req: CallRequest, outcome: str, err: ProviderError, attempts: int, waited: float) -> CallResult:
-        msg = f"{err.kind}" + (f" (HTTP {err.status})" if err.status else "") + f": {err}"
-        return CallResult(key=req.key, outcome=outcome, error=redact(msg)[:2000], attempts=attempts, wait_s=waited)
 
     async def _parse_or_repair(self, req: CallRequest, res: CallResult, stage: str) -> CallResult:
         from specstress.schemas import parse_output
@@ -313,10 +299,9 @@ class Engine:
             res.parsed = obj
             return res
         repair = repair_request(req, res.text if res.text is not None else _dump(res.parsed), err or "invalid")
-        c = self.counters[stage]
-        c.sent += 1
+        self.emit("call_started", stage, key=repair.key, repair=True)
         started = utcnow()
-        rres, statuses = await self._send_with_retries(repair, c)
+        rres, statuses = await self._send_with_retries(repair, stage)
         if rres.outcome == Outcome.OK:
             robj, rerr = parse_output(req.schema["name"], rres.text, rres.parsed)
             if robj is not None:
@@ -324,11 +309,9 @@ class Engine:
             else:
                 rres.outcome = Outcome.PARSE_ERROR
                 rres.error = f"parse error after repair: {rerr}"
-        price = self._price(repair)
-        rres.cost_usd = price.cost(rres.usage) if price else 0.0
-        c.cost_usd += rres.cost_usd
-        self.run_cost += rres.cost_usd
-        self.ledger.append(make_row(repair, rres, self.ctx.run_id, started, statuses), flush=False)
+        self._charge(repair, rres, stage)
+        self.emit("call_ended", stage, key=repair.key, outcome=str(rres.outcome), final=rres.final, repair=True)
+        self.ledger.append(make_row(repair, rres, self.run_id, started, statuses), flush=False)
         if rres.outcome == Outcome.OK:
             res.parsed = rres.parsed
             res.error = "repaired"
@@ -343,29 +326,37 @@ class Engine:
         res.error = f"{err}; repair: {rres.error or rres.outcome}"
         return res
 
-    # ------------------------------------------------------------------ progress
 
-    def print_progress(self, force: bool = False) -> None:
-        if self.quiet:
-            return
-        stage = self._progress_stage
-        if stage is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_print < 2.0:
-            return
-        c = self.counters[stage]
-        signature = (stage, c.hits, c.done, c.retries)
-        if not force and signature == getattr(self, "_last_signature", None):
-            return
-        self._last_signature = signature
-        self._last_print = now
-        done = c.hits + c.done
-        budget = self.spec.budget_usd
-        line = (f"[{stage}] {done}/{max(c.expected, c.planned, done)} calls · {c.hits} cached · {c.retries} retries"
-                f" ({c.waited_s:.1f}s waited) · {c.rate_limited} rate-limited · ${c.cost_usd:.4f} this stage"
-                f" · ${self.run_cost:.4f} run / ${budget:.2f} budget")
-        print(line, file=sys.stderr, flush=True)
+class Engine(CallEngine):
+    """The engine of a run: the ledger of its warehouse, its models' adapters, limits and prices.
+    Use :func:`get_engine` to share one per run and process."""
+
+    def __init__(self, ctx: Any, *, store: CallStore | None = None, observers: Iterable[Observer] = ()) -> None:
+        self.ctx = ctx
+        self.spec = ctx.spec
+        self.warehouse = Warehouse(ctx.warehouse_root)
+        self.prices = PriceTable.load(self.spec.resolve(self.spec.prices))
+        self.retry = self.spec.retry
+        if store is None:
+            store = Ledger(self.warehouse, resend_errors=bool(getattr(ctx, "resend_errors", False)))
+        super().__init__(
+            store, self._make_adapter, run_id=ctx.run_id, policy=RetryPolicy.from_spec(self.retry, self.spec.seed),
+            limiter_for=self._make_limiter, price_for=self._price, budget_usd=float(self.spec.budget_usd),
+            spent_before=float(getattr(ctx, "spent_before", 0.0) or 0.0),
+            request_timeout_s=float(self.retry.request_timeout_s), observers=observers,
+            quiet=bool(getattr(ctx, "quiet", False)))
+
+    def _make_adapter(self, req: CallRequest) -> Any:
+        from specstress.providers import make_adapter
+
+        return make_adapter(self.spec.model(req.model_id), self.ctx.emulator_url, self.retry.request_timeout_s)
+
+    def _make_limiter(self, req: CallRequest) -> ModelLimiter:
+        limits = self.spec.model(req.model_id).limits
+        return ModelLimiter(limits.max_in_flight, limits.min_in_flight, limits.rpm, limits.tpm)
+
+    def _price(self, req: CallRequest) -> ModelPrice | None:
+        return self.prices.for_entry(self.spec.model(req.model_id))
 
 
 def _dump(obj: Any) -> str:
@@ -410,4 +401,4 @@ def close_engine(run_id: str) -> Engine | None:
     return eng
 
 
-__all__ = ["Engine", "get_engine", "close_engine", "StageCounters", "Usage"]
+__all__ = ["CallEngine", "Engine", "get_engine", "close_engine", "repair_request", "StageCounters", "Usage"]

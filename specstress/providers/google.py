@@ -10,12 +10,38 @@ from __future__ import annotations
 from typing import Any
 
 from specstress.domain import CallRequest, Outcome, Usage
-from specstress.providers.base import RawReply, classify_exception
+from specstress.providers.base import (
+    Classifier,
+    ProviderError,
+    RawReply,
+    classify_common,
+    request_headers,
+    status_error,
+)
 
 _FILTERED = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY"}
 
 
-class GoogleAdapter:
+def classify(exc: BaseException) -> ProviderError:
+    """Map an exception of ``google-genai`` onto a :class:`ProviderError`, by type.
+
+    ``ClientError`` (4xx) and ``ServerError`` (5xx) carry the HTTP status in ``.code``; the kind comes
+    from it (429 rate limit, 529 or an "overloaded" message overload, 401/403 auth, 404 not found).
+    Transport errors are not wrapped by google-genai: httpx/httpx2 timeouts and transport errors, and
+    malformed bodies, are classified by :func:`classify_common`.
+    """
+    from google.genai import errors
+
+    if isinstance(exc, errors.APIError):
+        status = int(exc.code) if isinstance(exc.code, int) else None
+        headers = getattr(exc.response, "headers", None)
+        if status is None:
+            return ProviderError("server", f"{type(exc).__name__}: {exc}")
+        return status_error(exc, status, None, headers)  # ClientError (4xx), ServerError (5xx), other statuses
+    return classify_common(exc)
+
+
+class GoogleAdapter(Classifier):
     provider = "google"
 
     def __init__(self, api_key: str, base_url: str | None, timeout: float, api: str | None = None) -> None:
@@ -28,11 +54,14 @@ class GoogleAdapter:
             opts["base_url"] = base_url
         self.client = genai.Client(api_key=api_key, http_options=types.HttpOptions(**opts))
 
+    def classify(self, exc: BaseException) -> ProviderError:
+        return classify(exc)
+
     async def complete(self, req: CallRequest) -> RawReply:
         try:
             return await self._generate(req)
         except Exception as exc:  # noqa: BLE001
-            raise classify_exception(exc) from None
+            raise self.classify(exc) from None
 
     async def _generate(self, req: CallRequest) -> RawReply:
         t = self._types
@@ -50,8 +79,7 @@ class GoogleAdapter:
         if req.schema:
             cfg["response_mime_type"] = "application/json"
             cfg["response_json_schema"] = req.schema["schema"]
-        if req.meta.get("extra_headers"):
-            cfg["http_options"] = t.HttpOptions(headers=dict(req.meta["extra_headers"]))
+        cfg["http_options"] = t.HttpOptions(headers=request_headers(req))
         contents = [
             t.Content(role="model" if m["role"] == "assistant" else "user", parts=[t.Part(text=m["content"])])
             for m in req.messages
@@ -80,16 +108,15 @@ class GoogleAdapter:
             cfg: dict[str, Any] = {}
             if req.params.get("dimensions"):
                 cfg["output_dimensionality"] = int(req.params["dimensions"])
-            if req.meta.get("extra_headers"):
-                cfg["http_options"] = t.HttpOptions(headers=dict(req.meta["extra_headers"]))
+            cfg["http_options"] = t.HttpOptions(headers=request_headers(req))
             r = await self.client.aio.models.embed_content(
                 model=req.model, contents=[m["content"] for m in req.messages],
-                config=t.EmbedContentConfig(**cfg) if cfg else None)
+                config=t.EmbedContentConfig(**cfg))
             vectors = [list(e.values or []) for e in (r.embeddings or [])]
             return RawReply(Outcome.OK, vectors=vectors, usage=Usage(
                 input_tokens=sum(len(m["content"]) // 4 for m in req.messages)), served_model=req.model)
         except Exception as exc:  # noqa: BLE001
-            raise classify_exception(exc) from None
+            raise self.classify(exc) from None
 
     async def aclose(self) -> None:
         await self.client.aio.aclose()

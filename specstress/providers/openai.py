@@ -8,10 +8,46 @@ from __future__ import annotations
 from typing import Any
 
 from specstress.domain import CallRequest, Outcome, Usage
-from specstress.providers.base import RawReply, classify_exception
+from specstress.providers.base import (
+    Classifier,
+    ProviderError,
+    RawReply,
+    classify_common,
+    kind_for_status,
+    request_headers,
+    status_error,
+)
 
 
-class OpenAIAdapter:
+def classify(exc: BaseException) -> ProviderError:
+    """Map an exception of the ``openai`` SDK (or of its transport) onto a :class:`ProviderError`, by type."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):  # an HTTP error status: RateLimitError, NotFoundError, ...
+        status = int(exc.status_code)
+        headers = exc.response.headers
+        if isinstance(exc, openai.RateLimitError):
+            return status_error(exc, status, "rate_limit", headers)
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return status_error(exc, status, "auth", headers)
+        if isinstance(exc, openai.NotFoundError):
+            return status_error(exc, status, "not_found", headers)
+        if isinstance(exc, openai.InternalServerError):  # 5xx; 529 and "overloaded" bodies are overload
+            return status_error(exc, status, "overloaded" if kind_for_status(status, str(exc)) == "overloaded"
+                                else "server", headers)
+        # BadRequestError (400: the request, or the account when its body says so), ConflictError,
+        # UnprocessableEntityError and statuses without a class of their own (402, 408, ...)
+        return status_error(exc, status, None, headers)
+    if isinstance(exc, openai.APITimeoutError):  # before APIConnectionError, its base
+        return ProviderError("timeout", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderError("connection", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, openai.APIResponseValidationError):
+        return ProviderError("server", f"malformed response body ({type(exc).__name__}: {exc})")
+    return classify_common(exc)
+
+
+class OpenAIAdapter(Classifier):
     provider = "openai"
     default_base_url: str | None = None
 
@@ -26,6 +62,9 @@ class OpenAIAdapter:
             timeout=timeout,
         )
 
+    def classify(self, exc: BaseException) -> ProviderError:
+        return classify(exc)
+
     def _use_responses(self, req: CallRequest) -> bool:
         if self.api:
             return self.api == "responses"
@@ -37,7 +76,7 @@ class OpenAIAdapter:
                 return await self._responses(req)
             return await self._chat(req)
         except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes raw
-            raise classify_exception(exc) from None
+            raise self.classify(exc) from None
 
     # ------------------------------------------------------------------ chat completions
 
@@ -58,8 +97,7 @@ class OpenAIAdapter:
                 "type": "json_schema",
                 "json_schema": {"name": req.schema["name"], "schema": req.schema["schema"], "strict": False},
             }
-        if req.meta.get("extra_headers"):
-            kwargs["extra_headers"] = req.meta["extra_headers"]
+        kwargs["extra_headers"] = request_headers(req)
         r = await self.client.chat.completions.create(**kwargs)
         if not r.choices:
             return RawReply(Outcome.CONTENT_FILTER, usage=_chat_usage(r.usage), served_model=r.model)
@@ -94,8 +132,7 @@ class OpenAIAdapter:
         if req.schema:
             kwargs["text"] = {"format": {"type": "json_schema", "name": req.schema["name"],
                                          "schema": req.schema["schema"], "strict": False}}
-        if req.meta.get("extra_headers"):
-            kwargs["extra_headers"] = req.meta["extra_headers"]
+        kwargs["extra_headers"] = request_headers(req)
         r = await self.client.responses.create(**kwargs)
         texts: list[str] = []
         refusal = None
@@ -118,8 +155,6 @@ class OpenAIAdapter:
             outcome = Outcome.CONTENT_FILTER if reason == "content_filter" else Outcome.TRUNCATED
             return RawReply(outcome, text=text, usage=usage, served_model=r.model)
         if status == "failed":
-            from specstress.providers.base import ProviderError
-
             raise ProviderError("server", f"response failed: {getattr(r, 'error', None)}")
         return RawReply(Outcome.OK, text=text, usage=usage, served_model=r.model)
 
@@ -131,14 +166,13 @@ class OpenAIAdapter:
             kwargs: dict[str, Any] = {"model": req.model, "input": inputs}
             if req.params.get("dimensions"):
                 kwargs["dimensions"] = req.params["dimensions"]
-            if req.meta.get("extra_headers"):
-                kwargs["extra_headers"] = req.meta["extra_headers"]
+            kwargs["extra_headers"] = request_headers(req)
             r = await self.client.embeddings.create(**kwargs)
             vectors = [list(d.embedding) for d in sorted(r.data, key=lambda d: d.index)]
             usage = Usage(input_tokens=int(getattr(r.usage, "prompt_tokens", 0) or 0))
             return RawReply(Outcome.OK, vectors=vectors, usage=usage, served_model=r.model)
         except Exception as exc:  # noqa: BLE001
-            raise classify_exception(exc) from None
+            raise self.classify(exc) from None
 
     async def aclose(self) -> None:
         await self.client.close()

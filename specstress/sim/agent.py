@@ -13,8 +13,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from specstress.emulator.config import Persona, SimSpec
 from specstress.hashing import sha256_hex
-from specstress.runspec import Persona, SimSpec
 from specstress.sim import judges, writers
 from specstress.sim.personas import persona_reply
 from specstress.taxonomy import ValueIndex

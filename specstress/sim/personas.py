@@ -14,7 +14,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from specstress.runspec import Persona
+from specstress.emulator.config import Persona
 from specstress.sim import lexicon
 from specstress.taxonomy import ValueIndex
 

@@ -14,6 +14,8 @@
 -- spec checks it; a repeat here would count once). Only a subset spread over several lanes
 -- (panels of more than 15 models) needs its lanes added up. The output is not sorted (an artefact
 -- has no order; the views and queries sort what they show).
+-- The reference model, models/reference/disagreement.sql, computes the same rows with a plain
+-- group-by over classifications; the tests hold the two equal.
 WITH panel AS (     -- the grid's model order: the 'all' subset by name, 15 models a lane
     SELECT * FROM panel_models('subsets')
 ),

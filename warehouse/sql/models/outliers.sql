@@ -8,23 +8,34 @@
 -- How (for speed; see bench/analytics.py): position_grid holds every panel model's positions on a
 -- scenario packed 4 bits a model (nibble = position + 1). How many models placed a value at or
 -- above each position is a bit count on the packed lane (at_least in sql/macros.sql); the seven
--- counts are packed 9 bits each into one BIGINT per value ("ge", digit v - 1 = how many nibbles
--- are >= v), added up over lanes when the panel has more than 15 models. From them, the number of
--- models at least {{min_gap}} away from each position p = 0..6,
---   #(position <= p - gap) + #(position >= p + gap) = n - ge(p - gap + 2) + ge(p + gap + 1),
--- is packed per scenario too (9 bits a position), so each unpacked scenario x model row only
--- shifts it by its own position. At most 511 models may place a scenario's value; it is checked.
+-- counts are packed into one BIGINT per value as seven 9-bit counters ("ge": counter k = how many
+-- models placed the value at position >= k, so counter 0 is n, the number that placed it; see
+-- counter_at and as_counter in sql/macros.sql), added up over lanes when the panel has more than
+-- 15 models. From them, the number of models at least {{min_gap}} away from each position p = 0..6,
+--   #(position <= p - gap) + #(position >= p + gap) = ge[0] - ge[p - gap + 1] + ge[p + gap],
+-- is packed per scenario too (counter p = the count for a model at position p), so each unpacked
+-- scenario x model row only shifts it by its own position. A 9-bit counter holds at most 511
+-- (counter_max()), so at most 511 models may place a scenario's value; it is checked.
+-- The reference model, models/reference/outliers.sql, computes the same rows by comparing each
+-- placement with the others directly; the tests hold the two equal.
 -- The output is not sorted (an artefact has no order; the views and queries sort what they show).
 
+-- counts_at_least(x): the packed counters of lane x, counter k = how many nibbles are >= k + 1
+-- (= how many models placed the value at position >= k)
+CREATE OR REPLACE TEMP MACRO counts_at_least(x) AS
+    as_counter(at_least(x, 1), 0) + as_counter(at_least(x, 2), 1) + as_counter(at_least(x, 3), 2)
+    + as_counter(at_least(x, 4), 3) + as_counter(at_least(x, 5), 4) + as_counter(at_least(x, 6), 5)
+    + as_counter(at_least(x, 7), 6);
 -- far_at(ge, p): how many models placed the value at least {{min_gap}} from position p, from the
--- counts ge (digit v - 1 = how many nibbles are >= v): #(position <= p - gap) + #(position >= p + gap)
+-- counters ge: #(position <= p - gap) = n - #(position >= p - gap + 1), plus #(position >= p + gap)
 CREATE OR REPLACE TEMP MACRO far_at(ge, p) AS
-    CASE WHEN p >= {{min_gap}} THEN (ge & 511) - ((ge >> (9 * (p - {{min_gap}} + 1))) & 511) ELSE 0 END
-    + CASE WHEN p + {{min_gap}} <= 6 THEN (ge >> (9 * (p + {{min_gap}}))) & 511 ELSE 0 END;
--- far_at for p = 0..6, 9 bits each
+    CASE WHEN p >= {{min_gap}} THEN counter_at(ge, 0) - counter_at(ge, p - {{min_gap}} + 1) ELSE 0 END
+    + CASE WHEN p + {{min_gap}} <= 6 THEN counter_at(ge, p + {{min_gap}}) ELSE 0 END;
+-- far_at for p = 0..6, packed: counter p = far_at(ge, p)
 CREATE OR REPLACE TEMP MACRO far_by_position(ge) AS
-    far_at(ge, 0) + (far_at(ge, 1) << 9) + (far_at(ge, 2) << 18) + (far_at(ge, 3) << 27)
-    + (far_at(ge, 4) << 36) + (far_at(ge, 5) << 45) + (far_at(ge, 6) << 54);
+    as_counter(far_at(ge, 0), 0) + as_counter(far_at(ge, 1), 1) + as_counter(far_at(ge, 2), 2)
+    + as_counter(far_at(ge, 3), 3) + as_counter(far_at(ge, 4), 4) + as_counter(far_at(ge, 5), 5)
+    + as_counter(far_at(ge, 6), 6);
 
 WITH panel AS (
     SELECT * FROM panel_models('subsets')
@@ -32,21 +43,14 @@ WITH panel AS (
 lanes AS (
     SELECT lane, list({'model_id': model_id, 'i': i, 'j': j} ORDER BY i) AS members FROM panel GROUP BY lane
 ),
-lane_counts AS (    -- per scenario and lane: digit v - 1 (9 bits) = how many nibbles are >= v
+lane_counts AS (    -- per scenario and lane: counter k = how many models placed the value at >= k
     SELECT scenario_id, lane, positions1, positions2,
-           at_least(positions1, 1)::BIGINT + (at_least(positions1, 2)::BIGINT << 9)
-             + (at_least(positions1, 3)::BIGINT << 18) + (at_least(positions1, 4)::BIGINT << 27)
-             + (at_least(positions1, 5)::BIGINT << 36) + (at_least(positions1, 6)::BIGINT << 45)
-             + (at_least(positions1, 7)::BIGINT << 54) AS ge1,
-           at_least(positions2, 1)::BIGINT + (at_least(positions2, 2)::BIGINT << 9)
-             + (at_least(positions2, 3)::BIGINT << 18) + (at_least(positions2, 4)::BIGINT << 27)
-             + (at_least(positions2, 5)::BIGINT << 36) + (at_least(positions2, 6)::BIGINT << 45)
-             + (at_least(positions2, 7)::BIGINT << 54) AS ge2
+           counts_at_least(positions1) AS ge1, counts_at_least(positions2) AS ge2
     FROM {{ ref('position_grid') }}
 ),
 scenario_counts AS (    -- panels of more than 15 models: the counts of all lanes (otherwise empty)
     SELECT scenario_id,
-           CASE WHEN sum(ge1 & 511) > 511 OR sum(ge2 & 511) > 511   -- a digit would carry into the next
+           CASE WHEN sum(counter_at(ge1, 0)) > counter_max() OR sum(counter_at(ge2, 0)) > counter_max()  -- would carry
                 THEN error('outliers: more than 511 models placed one scenario') ELSE sum(ge1)::BIGINT END AS ge1,
            sum(ge2)::BIGINT AS ge2
     FROM lane_counts
@@ -58,13 +62,14 @@ counted AS (
            coalesce(s.ge1, l.ge1) AS ge1, coalesce(s.ge2, l.ge2) AS ge2
     FROM lane_counts l LEFT JOIN scenario_counts s USING (scenario_id)
 ),
-needs AS (      -- ceil({{min_share}} x (n - 1)) for every possible n, computed once
-    SELECT list(ceil({{min_share}} * (n - 1) - 1e-9) ORDER BY n) AS needed FROM range(512) t(n)
+needs AS (      -- ceil({{min_share}} x (n - 1)) for every possible n, computed once (less 1e-9: a
+                -- share such as 9/11 is inexact in floating point, and 9/11 x 11 must need 9, not 10)
+    SELECT list(ceil({{min_share}} * (n - 1) - 1e-9) ORDER BY n) AS needed FROM range(counter_max() + 1) t(n)
 ),
 per_scenario AS (   -- per scenario (and lane): for each position p, how many models are at least
-                    -- {{min_gap}} away from it ("far", 9 bits a position), and how many are needed
-    SELECT c.scenario_id, c.lane, c.positions1, c.positions2, c.ge1 & 511 AS n1, c.ge2 & 511 AS n2,
-           x.needed[(c.ge1 & 511) + 1] AS needed1, x.needed[(c.ge2 & 511) + 1] AS needed2,
+                    -- {{min_gap}} away from it ("far", counter p), and how many are needed
+    SELECT c.scenario_id, c.lane, c.positions1, c.positions2, counter_at(c.ge1, 0) AS n1, counter_at(c.ge2, 0) AS n2,
+           x.needed[counter_at(c.ge1, 0) + 1] AS needed1, x.needed[counter_at(c.ge2, 0) + 1] AS needed2,
            far_by_position(c.ge1) AS far1, far_by_position(c.ge2) AS far2
     FROM counted c CROSS JOIN needs x
 ),
@@ -82,8 +87,8 @@ flagged AS (
     SELECT scenario_id, model_id, n1, n2, p1, p2,
            CASE WHEN p1 IS NOT NULL THEN needed1 END AS needed1,
            CASE WHEN p2 IS NOT NULL THEN needed2 END AS needed2,
-           (far1 >> (9 * p1)) & 511 AS apart1,     -- NULL when p1 is
-           (far2 >> (9 * p2)) & 511 AS apart2
+           counter_at(far1, p1) AS apart1,     -- NULL when p1 is
+           counter_at(far2, p2) AS apart2
     FROM unpacked
     WHERE p1 IS NOT NULL OR p2 IS NOT NULL
 )

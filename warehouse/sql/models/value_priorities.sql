@@ -14,6 +14,21 @@
 -- position, once for each value's category, on one small integer key (at most 4,096 categories); the scores come from those exact
 -- counts with one rounding each, so categories whose scores are equal tie exactly (then win_rate
 -- and the name decide).
+-- The reference model, models/reference/value_priorities.sql, computes the same rows with a plain
+-- self-join and group-by; the tests hold the two equal.
+
+-- A tally key packs (model i, category number c, nibble, other nibble) into one BIGINT, as the
+-- digits of a mixed-radix number: nibble and other nibble are 0..7 (3 bits each, 0 = no ok
+-- placement), c is 0 .. max_categories() - 1 (12 bits), i takes the bits above.
+CREATE OR REPLACE TEMP MACRO max_categories() AS 4096;   -- 0x1000: c takes 12 bits
+CREATE OR REPLACE TEMP MACRO tally_key(i, c, nibble, other_nibble) AS
+    ((i * max_categories() + c) * 8 + nibble) * 8 + other_nibble;
+-- the parts of a tally key; positions are nibbles - 1, so -1 = no ok placement
+CREATE OR REPLACE TEMP MACRO key_model(key) AS key // (max_categories() * 64);
+CREATE OR REPLACE TEMP MACRO key_category(key) AS ((key // 64) % max_categories())::INTEGER;
+CREATE OR REPLACE TEMP MACRO key_position(key) AS ((key // 8) % 8)::INTEGER - 1;
+CREATE OR REPLACE TEMP MACRO key_other_position(key) AS (key % 8)::INTEGER - 1;
+
 WITH models AS (
     SELECT * FROM panel_models('subsets')
 ),
@@ -28,9 +43,15 @@ categories AS (   -- the pairs' categories, numbered: an integer key groups much
           SELECT category2, top_category2 FROM {{ ref('pairs') }})
     GROUP BY category
 ),
+checked_categories AS (   -- a tally key has room for max_categories() categories
+    SELECT * FROM categories
+    WHERE CASE WHEN c >= max_categories()
+               THEN error('value_priorities: more than ' || max_categories() || ' categories') ELSE true END
+),
 keyed_pairs AS (
     SELECT p.pair_id, c1.c AS c1, c2.c AS c2
-    FROM {{ ref('pairs') }} p JOIN categories c1 ON c1.category = p.category1 JOIN categories c2 ON c2.category = p.category2
+    FROM {{ ref('pairs') }} p JOIN checked_categories c1 ON c1.category = p.category1
+                             JOIN checked_categories c2 ON c2.category = p.category2
 ),
 unpacked AS NOT MATERIALIZED (   -- one row per scenario x model: its nibbles (position + 1, 0 = none) on both values
     SELECT s.m.i AS i, s.c1, s.c2,
@@ -40,16 +61,16 @@ unpacked AS NOT MATERIALIZED (   -- one row per scenario x model: its nibbles (p
 ),
 counted AS (    -- per value: how often each model put a category's value at each nibble, against each nibble
                 -- on the other value, as one small integer key (a much cheaper group than names)
-    SELECT ((i * 4096 + c1) * 8 + nibble1) * 8 + nibble2 AS key, count(*) AS times
+    SELECT tally_key(i, c1, nibble1, nibble2) AS key, count(*) AS times
     FROM unpacked GROUP BY key
     UNION ALL
-    SELECT ((i * 4096 + c2) * 8 + nibble2) * 8 + nibble1 AS key, count(*) AS times
+    SELECT tally_key(i, c2, nibble2, nibble1) AS key, count(*) AS times
     FROM unpacked GROUP BY key
 ),
 tally AS (      -- how often each model put a category's value at each position, against each other position
     SELECT k.i, c.category, c.top_category, k.position, k.other_position, k.times
-    FROM (SELECT key // (4096 * 64) AS i, ((key // 64) % 4096)::INTEGER AS c,
-                 ((key // 8) % 8)::INTEGER - 1 AS position, (key % 8)::INTEGER - 1 AS other_position,
+    FROM (SELECT key_model(key) AS i, key_category(key) AS c,
+                 key_position(key) AS position, key_other_position(key) AS other_position,
                  sum(times)::BIGINT AS times
           FROM counted GROUP BY key) k
     JOIN categories c USING (c)
