@@ -186,7 +186,7 @@ def spent_before(ctx: RunContext) -> float:
     """Dollars already spent by earlier invocations of this run name (from the ledger)."""
 
     wh = Warehouse(ctx.warehouse_root)
-    ids = [r["run_id"] for r in wh.latest_runs() if r["name"] == ctx.spec.name]
+    ids = [r["run_id"] for r in wh.latest_runs() if r["name"] == ctx.spec.run_name]
     led = Ledger(wh)
     return sum(led.spent_by_run(rid) for rid in ids) if ids else 0.0
 

@@ -58,14 +58,38 @@ def _publish(ctx: RunContext, stage: Stage, result: dict[str, Any]) -> None:
                       f"- shards: {calls['shards']} ({calls['reused_shards']} reused)"]
         if summary:
             lines += ["", "```json", json.dumps(summary, indent=2, default=str)[:4000], "```"]
-        key = artifact_key(spec.name, stage.name.replace("_", "-"))
+        key = artifact_key(spec.run_name, stage.name.replace("_", "-"))
         create_markdown_artifact(markdown="\n".join(lines), key=key,
-                                 description=f"{spec.name}: {stage.name} summary")
+                                 description=f"{spec.run_name}: {stage.name} summary")
         row = {"stage": stage.name, "status": result["status"], "rows": result.get("rows", 0),
                "artefact": result["artefact_id"]}
         if calls:
             row.update({k: calls[k] for k in ("calls", "cache_hits", "sent", "retries", "cost_usd", "shards")})
-        create_table_artifact(table=[row], key=key + "-table", description=f"{spec.name}: {stage.name} numbers")
+        create_table_artifact(table=[row], key=key + "-table", description=f"{spec.run_name}: {stage.name} numbers")
+    except Exception:  # noqa: BLE001 - artifacts are a convenience
+        pass
+
+
+def reused_markdown(stage: str, result: dict[str, Any], lineage: dict[str, Any]) -> str:
+    """The short note of a stage whose artefact was already in the warehouse."""
+    made = lineage.get("created_at")
+    by = lineage.get("run_id")
+    return "\n".join([
+        f"### {stage}: reused", "",
+        f"Artefact `{result['artefact_id']}` ({result['rows']} rows) was already in the warehouse"
+        + (f", built by run `{by}`" if by else "") + (f" at {made:%Y-%m-%d %H:%M:%S} UTC" if made else "")
+        + ". Nothing was recomputed and no call was sent."])
+
+
+def _publish_reused(ctx: RunContext, stage: Stage, result: dict[str, Any], lineage: dict[str, Any]) -> None:
+    """Best effort, as :func:`_publish`: the stage's artifact key says it was reused this time."""
+    try:
+        from prefect.artifacts import create_markdown_artifact
+
+        name = ctx.spec.run_name
+        create_markdown_artifact(markdown=reused_markdown(stage.name, result, lineage),
+                                 key=artifact_key(name, stage.name.replace("_", "-")),
+                                 description=f"{name}: {stage.name} reused from the warehouse")
     except Exception:  # noqa: BLE001 - artifacts are a convenience
         pass
 
@@ -100,8 +124,8 @@ def _progress(ctx: RunContext, stage: Stage, total: int) -> Any:
         from prefect.artifacts import create_progress_artifact
 
         state["id"] = create_progress_artifact(
-            progress=0.0, key=artifact_key(ctx.spec.name, stage.name.replace("_", "-"), "progress"),
-            description=f"{ctx.spec.name}: {stage.name} shards done")
+            progress=0.0, key=artifact_key(ctx.spec.run_name, stage.name.replace("_", "-"), "progress"),
+            description=f"{ctx.spec.run_name}: {stage.name} shards done")
     except Exception:  # noqa: BLE001
         state["id"] = None
 
@@ -128,8 +152,10 @@ def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[st
     t0 = time.monotonic()
     existing = wh.lineage_row(aid)
     if existing is not None:
-        return {"stage": stage.name, "artefact_id": aid, "status": "reused", "rows": existing["row_count"],
-                "summary": json.loads(existing["summary_json"] or "{}"), "seconds": 0.0}
+        reused = {"stage": stage.name, "artefact_id": aid, "status": "reused", "rows": existing["row_count"],
+                  "summary": json.loads(existing["summary_json"] or "{}"), "seconds": 0.0}
+        _publish_reused(ctx, stage, reused, existing)
+        return reused
     inputs = Inputs(input_ids(stage, ids, spec), ArtefactLoader(wh))
     for name, iid in inputs.ids.items():
         if not wh.has_artefact(iid):

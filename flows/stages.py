@@ -25,18 +25,44 @@ from specstress.runspec import load_run_spec
 from specstress.tasks.registry import all_stages, artefact_ids, stage_by_name
 
 
+def run_name_of(parameters: dict[str, Any]) -> str | None:
+    """The run's name (``demo``, ``demo-3f2a1c``) from a flow run's ``spec_path`` and ``overrides``
+    parameters; None when they do not make a valid spec (the flow itself then reports why)."""
+    try:
+        return load_run_spec(parameters["spec_path"], parameters.get("overrides") or None).run_name
+    except Exception:  # noqa: BLE001 - a name is never worth failing for
+        return None
+
+
+def _current_parameters() -> dict[str, Any]:
+    from prefect.runtime import flow_run
+
+    return dict(flow_run.parameters or {})
+
+
+def parent_run_name(**_: Any) -> str:
+    """``flow_run_name`` of the parent flow: the run's name, the same in Prefect as in the warehouse
+    (``specstress runs``, ``--run NAME``)."""
+    return run_name_of(_current_parameters()) or "stress-test"
+
+
 def _name_for(stage: str) -> Any:
     def name(**_: Any) -> str:
-        try:
-            from prefect.runtime import flow_run
-
-            params = flow_run.parameters
-            run = load_run_spec(params["spec_path"], params.get("overrides")).name
-        except Exception:  # noqa: BLE001
-            run = "run"
-        return f"{run}-{stage}-{time.strftime('%H%M%S')}"
+        return f"{run_name_of(_current_parameters()) or 'run'}-{stage}"
 
     return name
+
+
+def overrides_source() -> str:
+    """Where a flow's ``overrides`` came from, for the error that names a bad one."""
+    try:
+        from prefect.runtime import deployment
+
+        if deployment.name:
+            return f"the overrides parameter of deployment {deployment.name!r}"
+    except Exception:  # noqa: BLE001
+        pass
+    return "the flow's overrides parameter"
 
 
 def make_stage_flow(stage_name: str) -> Any:
@@ -46,7 +72,7 @@ def make_stage_flow(stage_name: str) -> Any:
                    emulator_url: str | None = None, spent_before: float = 0.0, quiet: bool = False,
                    dask_address: str | None = None, resend_errors: bool = False) -> dict[str, Any]:
         ctx = RunContext.create(spec_path, overrides, run_id=run_id, emulator_url=emulator_url, quiet=quiet,
-                                resend_errors=resend_errors)
+                                resend_errors=resend_errors, overrides_from=overrides_source())
         ctx.spent_before = spent_before
         ctx.dask_address = dask_address
         standalone = run_id is None

@@ -37,10 +37,12 @@ class RunContext:
 
     @classmethod
     def create(cls, spec_path: str | Path, overrides: dict[str, Any] | None = None, run_id: str | None = None,
-               emulator_url: str | None = None, quiet: bool = False, resend_errors: bool = False) -> RunContext:
-        spec = load_run_spec(spec_path, overrides)
+               emulator_url: str | None = None, quiet: bool = False, resend_errors: bool = False,
+               overrides_from: str = "--set") -> RunContext:
+        """``overrides_from`` says where ``overrides`` came from, for the error that names a bad one."""
+        spec = load_run_spec(spec_path, overrides, overrides_from)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        rid = run_id or f"{spec.name}-{stamp}-{uuid.uuid4().hex[:6]}"
+        rid = run_id or f"{spec.run_name}-{stamp}-{uuid.uuid4().hex[:6]}"
         ctx = cls(spec_path=str(Path(spec_path).resolve()), run_id=rid, warehouse_root=spec.warehouse_root(),
                   overrides=dict(overrides or {}), emulator_url=emulator_url or spec.emulator.url, quiet=quiet,
                   resend_errors=resend_errors, spec_hash=spec.spec_hash())

@@ -12,6 +12,7 @@ and is loaded by name when a spec is, so that its problems are reported the same
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import re
 from functools import cache
@@ -321,6 +322,9 @@ class RunSpec(_Strict):
     _source: Path | None = PrivateAttr(default=None)
     # Provider-owned sections as their plugins validated them: name -> (the section read, its config).
     _sections: dict[str, tuple[ServiceSection, BaseModel]] = PrivateAttr(default_factory=dict)
+    # Set by load_run_spec when overrides were given: the spec file's own values (JSON), to name the run.
+    _base: dict[str, Any] | None = PrivateAttr(default=None)
+    _overrides: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def source_path(self) -> Path | None:
@@ -431,6 +435,46 @@ class RunSpec(_Strict):
     def spec_hash(self) -> str:
         return content_hash(self.model_dump(mode="json"))
 
+    @property
+    def run_name(self) -> str:
+        """The run's name: the spec's ``name``, plus a short hash of what the overrides changed in the
+        effective spec (``demo`` for the plain demo, ``demo-3f2a1c`` with ``pairs.count=20``). The hash
+        covers the changed values, not the whole spec, so a new spec field with a default (a code
+        upgrade) does not rename a run. Overriding ``name`` itself names the run as given; overriding
+        only :data:`EXECUTION_FIELDS` (where and how it runs, its budget) keeps the name."""
+        if "name" in self._overrides or self._base is None:
+            return self.name
+        changed = {k: v for k, v in self.effective_overrides().items() if k.split(".")[0] not in EXECUTION_FIELDS}
+        return f"{self.name}-{content_hash(changed)[:6]}" if changed else self.name
+
+    def effective_overrides(self) -> dict[str, Any]:
+        """Dotted key -> value of every field whose value differs from the spec file's (what
+        ``--set`` or a deployment's ``overrides`` actually changed)."""
+        if self._base is None:
+            return {}
+        return _diff(self._base, self.model_dump(mode="json"))
+
+
+#: Fields that say where and how a run executes, not what it computes: overriding only these keeps
+#: the run's name (and so its budget, which is counted per run name).
+EXECUTION_FIELDS = ("warehouse", "budget_usd", "description", "task_runner", "shards", "retry")
+
+
+def _diff(base: Any, new: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(base, dict) and isinstance(new, dict):
+        out: dict[str, Any] = {}
+        for k in sorted(set(base) | set(new), key=str):
+            if base.get(k) != new.get(k):
+                out.update(_diff(base.get(k), new.get(k), f"{prefix}{k}."))
+        return out
+    if isinstance(base, list) and isinstance(new, list) and len(base) == len(new):
+        out = {}
+        for i, (b, n) in enumerate(zip(base, new, strict=True)):
+            if b != n:
+                out.update(_diff(b, n, f"{prefix}{i}."))
+        return out
+    return {prefix.rstrip("."): new}
+
 
 class FieldError(ValueError):
     """A problem at a field, raised from a validator: ``loc`` is relative to the model validated
@@ -493,7 +537,8 @@ def section_config(spec: RunSpec, name: str) -> BaseModel:
     return config
 
 
-def _validate_sections(spec: RunSpec, path: Path, root: yaml.Node | None, overrides: dict[str, Any] | None) -> None:
+def _validate_sections(spec: RunSpec, path: Path, root: yaml.Node | None, overrides: dict[str, Any] | None,
+                       overrides_from: str = "--set") -> None:
     """Validate every provider-owned section with its plugin's model, and keep it normalised (the
     plugin's defaults filled in, so the spec's hash covers them)."""
     _load_plugins()
@@ -501,7 +546,8 @@ def _validate_sections(spec: RunSpec, path: Path, root: yaml.Node | None, overri
         try:
             config = model.model_validate(getattr(spec, name).model_dump(mode="json"), context={"spec": spec})
         except ValidationError as exc:
-            raise SpecError(_format_validation_error(path, root, exc, overrides, prefix=(name,), model=model)) from None
+            raise SpecError(_format_validation_error(path, root, exc, overrides, prefix=(name,), model=model,
+                                                     overrides_from=overrides_from)) from None
         section = ServiceSection.model_validate(config.model_dump(mode="json"))
         setattr(spec, name, section)
         spec._sections[name] = (section, config)
@@ -590,10 +636,22 @@ def _inner_model(ann: Any) -> type[BaseModel] | None:
     return None
 
 
+def _override_for(loc: tuple[Any, ...], overrides: dict[str, Any] | None) -> str | None:
+    """The override key that set the field at ``loc`` (or the mapping holding it, or created its parent)."""
+    full = ".".join(str(p) for p in loc)
+    named = ".".join(str(p) for p in loc if not isinstance(p, int))
+    for k in overrides or {}:
+        for dotted in (full, named):
+            if dotted and (dotted == k or dotted.startswith(k + ".") or k.startswith(dotted + ".")):
+                return k
+    return None
+
+
 def _format_validation_error(path: Path, root: yaml.Node | None, err: ValidationError,
                              overrides: dict[str, Any] | None = None, prefix: tuple[Any, ...] = (),
-                             model: type[BaseModel] | None = None) -> str:
-    """One line per problem (at most five): ``file:line: field `loc`: problem. Fix: fix.``
+                             model: type[BaseModel] | None = None, overrides_from: str = "--set") -> str:
+    """One line per problem (at most five): ``file:line: field `loc`: problem. Fix: fix.``, or
+    ``override 'key' (from --set): field `loc`: ...`` when an override set that field.
     ``prefix`` locates a provider-owned section validated on its own with ``model``."""
     lines = []
     for e in err.errors()[:5]:
@@ -624,10 +682,9 @@ def _format_validation_error(path: Path, root: yaml.Node | None, err: Validation
                 msg += f" (got {e['input']!r})"
             fix = _FIXES.get(etype, "see the run-spec reference in README.md")
         loc = tuple(prefix) + tuple(loc)
-        dotted = ".".join(str(p) for p in loc if not isinstance(p, int))
-        from_set = next((k for k in (overrides or {}) if dotted == k or dotted.startswith(k + ".")), None)
+        from_set = _override_for(loc, overrides)
         if from_set is not None:
-            where = f"{path} (--set {from_set})"
+            where = f"override {from_set!r} (from {overrides_from})"
         else:
             line = _line_of(root, loc)
             where = f"{path}:{line}" if line else str(path)
@@ -638,8 +695,11 @@ def _format_validation_error(path: Path, root: yaml.Node | None, err: Validation
     return "\n".join(lines)
 
 
-def load_run_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> RunSpec:
-    """Read, validate and cross-check a run spec. Raises :class:`SpecError` with a fix."""
+def load_run_spec(path: str | Path, overrides: dict[str, Any] | None = None, overrides_from: str = "--set") -> RunSpec:
+    """Read, validate and cross-check a run spec. Raises :class:`SpecError` with a fix.
+
+    ``overrides`` (dotted keys such as ``{"pairs.count": 20}``) replace fields of the file; a problem
+    they cause names the override and ``overrides_from`` (where they came from), not the file's line."""
     path = Path(path)
     if not path.exists():
         raise SpecError(f"{path}: run spec not found. Fix: pass the path of a YAML file, e.g. specs/runs/demo.yaml.")
@@ -657,44 +717,122 @@ def load_run_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a run spec must be a YAML mapping (key: value) at the top level.")
     if overrides:
-        data = _apply_overrides(data, overrides, path)
+        _check_override_keys(overrides, overrides_from)
+        data = _apply_overrides(data, overrides, path, overrides_from)
     try:
         spec = RunSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_format_validation_error(path, root, exc, overrides)) from None
+        raise SpecError(_format_validation_error(path, root, exc, overrides, overrides_from=overrides_from)) from None
     spec._source = path.resolve()
-    _validate_sections(spec, path, root, overrides)
-    _check_files(spec, path, root)
+    _validate_sections(spec, path, root, overrides, overrides_from)
+    _check_files(spec, path, root, overrides, overrides_from)
+    if overrides:
+        spec._overrides = dict(overrides)
+        spec._base = _file_values(str(path.resolve()), *_stamp(path))
     from specstress.secrets import register_key_variables
 
     register_key_variables([m.key_env for m in spec.models if m.key_env])
     return spec
 
 
-def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Apply dotted-key overrides such as ``{"pairs.count": 10}``."""
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=32)
+def _file_values(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """The spec file's own values (JSON), without overrides, to say what overrides changed and name
+    the run after it; cached per file version. ``{}`` when the file alone is not a valid spec."""
+    try:
+        return load_run_spec(path).model_dump(mode="json")
+    except SpecError:
+        return {}
+
+
+def _override_error(dotted: str, source: str, problem: str, fix: str) -> SpecError:
+    stop = "" if problem.endswith("?") else "."
+    return SpecError(f"override {dotted!r} (from {source}): {problem}{stop} Fix: {fix}.")
+
+
+def _check_override_keys(overrides: dict[str, Any], source: str) -> None:
+    """Every override key must name a field of the run spec (or of a provider-owned section)."""
+    for dotted in overrides:
+        parts = dotted.split(".")
+        if not dotted or any(not p for p in parts):
+            raise _override_error(dotted, source, "an empty part in the dotted key", "write keys such as pairs.count")
+        model: Any = RunSpec
+        i = 0
+        while i < len(parts) and model is not None:
+            part = parts[i]
+            fields = model.model_fields
+            if part not in fields:
+                where = ".".join(parts[: i + 1])
+                close = difflib.get_close_matches(part, list(fields), n=1)
+                meant = ".".join([*parts[:i], close[0]]) if close else ""
+                problem = f"unknown field {where!r}" + (f"; did you mean {meant!r}?" if close else "")
+                fix = (f"use {'.'.join([*parts[:i], close[0], *parts[i + 1:]])!r}" if close else
+                       f"use one of the fields {'here' if i == 0 else 'of ' + repr('.'.join(parts[:i]))}: "
+                       f"{', '.join(fields)}")
+                raise _override_error(dotted, source, problem, fix)
+            ann = fields[part].annotation
+            if model is RunSpec and ann is ServiceSection:
+                _load_plugins()
+                model = _SECTIONS.get(part)  # no plugin: the section's own check reports it
+                i += 1
+                continue
+            inner = _inner_model(ann)
+            is_list = getattr(ann, "__origin__", None) is list or any(
+                getattr(a, "__origin__", None) is list for a in getattr(ann, "__args__", ()) or ())
+            i += 1
+            if inner is not None and is_list and i < len(parts):
+                if not parts[i].isdigit():
+                    raise _override_error(dotted, source, f"{'.'.join(parts[:i])!r} is a list",
+                                          f"index it by position, e.g. {'.'.join([*parts[:i], '0', *parts[i:]])}")
+                i += 1
+            model = inner
+
+
+def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], path: Path,
+                     source: str = "--set") -> dict[str, Any]:
+    """Apply dotted-key overrides such as ``{"pairs.count": 10}`` (``models.0.limits.rpm``: a list index)."""
     import copy
 
     data = copy.deepcopy(data)
     for dotted, value in overrides.items():
-        cur = data
+        cur: Any = data
         parts = dotted.split(".")
-        for p in parts[:-1]:
-            if not isinstance(cur.get(p), dict):
-                cur[p] = {}
-            cur = cur[p]
-        cur[parts[-1]] = value
+        for i, p in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(cur, list):
+                if not p.isdigit() or int(p) >= len(cur):
+                    raise _override_error(dotted, source, f"{'.'.join(parts[:i])!r} has {len(cur)} entries, "
+                                          f"no index {p!r}", f"use an index from 0 to {len(cur) - 1}")
+                if last:
+                    cur[int(p)] = value
+                else:
+                    if not isinstance(cur[int(p)], (dict, list)):
+                        cur[int(p)] = {}
+                    cur = cur[int(p)]
+            elif last:
+                cur[p] = value
+            else:
+                if not isinstance(cur.get(p), (dict, list)):
+                    cur[p] = {}
+                cur = cur[p]
     return data
 
 
-def _check_files(spec: RunSpec, path: Path, root: yaml.Node | None) -> None:
+def _check_files(spec: RunSpec, path: Path, root: yaml.Node | None, overrides: dict[str, Any] | None = None,
+                 overrides_from: str = "--set") -> None:
     def need(loc: tuple[Any, ...], rel: str, what: str) -> None:
         if "://" in rel and not rel.startswith("file://"):
             return
         p = spec.resolve(rel)
         if not p.exists():
             line = _line_of(root, loc)
-            where = f"{path}:{line}" if line else str(path)
+            key = _override_for(loc, overrides)
+            where = f"override {key!r} (from {overrides_from})" if key else f"{path}:{line}" if line else str(path)
             raise SpecError(
                 f"{where}: field `{_fmt_loc(loc)}`: {what} {rel!r} not found (looked at {p}). "
                 f"Fix: correct the path; relative paths are read from the run spec's folder.")

@@ -204,7 +204,8 @@ def write_report(ctx: RunContext, ids: dict[str, str], results: list[dict[str, A
     hits = sum((r.get("calls") or {}).get("cache_hits", 0) for r in results)
     sent = sum((r.get("calls") or {}).get("sent", 0) for r in results)
     # a provisional record so that the views can select this run while it finishes
-    wh.record_run({"run_id": ctx.run_id, "name": spec.name, "spec_path": ctx.spec_path, "spec_hash": spec.spec_hash(),
+    wh.record_run({"run_id": ctx.run_id, "name": spec.run_name, "spec_path": ctx.spec_path, "spec_hash": spec.spec_hash(),
+                   "overrides_json": json.dumps(spec.effective_overrides(), default=str),
                    "status": "completed", "seq": 1, "started_at": utcnow(), "finished_at": utcnow(),
                    "artefacts_json": json.dumps(done), "message": "rendering report", "cache_hits": hits,
                    "calls_sent": sent})

@@ -112,7 +112,8 @@ def test_emulator_section_error_line_number(tmp_path):
 
 def test_emulator_section_error_from_set():
     msg = str(pytest.raises(SpecError, load_run_spec, DEMO, {"emulator.sim.judge_accuracy": 3}).value)
-    assert "(--set emulator.sim.judge_accuracy)" in msg and "Fix:" in msg
+    assert msg.startswith("override 'emulator.sim.judge_accuracy' (from --set): field `emulator.sim.judge_accuracy`")
+    assert "Fix:" in msg and "demo.yaml:" not in msg  # the override is blamed, not a line of the file
 
 
 def test_core_spec_knows_no_personas():

@@ -89,6 +89,7 @@ RUN_SCHEMA = pa.schema(
         ("message", pa.string()),
         ("report_path", pa.string()),
         ("seq", pa.int64()),
+        ("overrides_json", pa.string()),
     ]
 )
 

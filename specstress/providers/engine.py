@@ -31,7 +31,7 @@ from specstress.errors import BudgetExceeded, FatalProviderError
 from specstress.prices import ModelPrice, PriceTable
 from specstress.providers.base import Adapter, ProviderError, RawReply, classify_common
 from specstress.providers.limiter import ModelLimiter
-from specstress.providers.observers import Counters, EngineEvent, Observer, ProgressLine, StageCounters
+from specstress.providers.observers import Counters, EngineEvent, Observer, StageCounters, make_progress
 from specstress.providers.retry import (
     Attempts,
     NotSent,
@@ -69,7 +69,7 @@ class CallEngine:
         self._limiters: dict[tuple[str, str], ModelLimiter] = {}
         self._inflight: dict[str, asyncio.Future[CallResult]] = {}
         self.stats = Counters()
-        self.progress = None if quiet else ProgressLine(self.stats, budget_usd)
+        self.progress = make_progress(self.stats, budget_usd, quiet)
         self.observers: list[Observer] = [self.stats, *([self.progress] if self.progress else []), *observers]
         self.run_cost = 0.0
         # money this invocation may spend: the budget minus what earlier invocations of the run spent
@@ -142,6 +142,8 @@ class CallEngine:
             return
         self._closed = True
         self._ticker.cancel()
+        if self.progress is not None and hasattr(self.progress, "close"):
+            self.progress.close()
         try:
             asyncio.run_coroutine_threadsafe(self._aclose(), self._loop).result(timeout=30)
         except Exception:
