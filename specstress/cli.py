@@ -135,9 +135,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from specstress.runspec import load_run_spec
 
     spec = load_run_spec(args.spec_path, _parse_sets(args.set) or None)
+    if args.name:  # e.g. for `prefect deployment run --flow-run-name`
+        print(spec.run_name)
+        return 0
     planning.print_warnings(planning.preflight(spec))
-    print(f"{args.spec_path}: ok ({len(spec.models)} models, panel of {len(spec.roles.panel)}, "
-          f"{spec.pairs.count} pairs, budget ${spec.budget_usd:.2f})")
+    print(f"{args.spec_path}: ok (run name {spec.run_name}; {len(spec.models)} models, panel of "
+          f"{len(spec.roles.panel)}, {spec.pairs.count} pairs, budget ${spec.budget_usd:.2f})")
     return 0
 
 
@@ -199,6 +202,31 @@ def _print_table(table: Any, fmt: str, max_width: int) -> None:
     print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from specstress.warehouse.compare import compare
+    from specstress.warehouse.views import ReadOnlyError
+
+    views = _views()
+    wh = _warehouse_from(args)
+    if not Path(wh).exists() and "://" not in wh:
+        print(f"no warehouse at {wh}. Fix: pass --warehouse, or run a stress test first.", file=sys.stderr)
+        return 2
+    sql = args.sql or (f"SELECT * FROM {args.view}" if args.view else None)
+    try:
+        table, runs = compare(wh, args.run_a, args.run_b, sql, views.ARTEFACT_SCHEMAS)
+    except (ValueError, ReadOnlyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a SQL error is the user's to fix
+        print(f"error: {type(exc).__name__}: {exc} (views: comparison, comparison_changes, spec_diff)",
+              file=sys.stderr)
+        return 2
+    if args.format == "table":
+        print(f"a = {runs['a_name']} ({runs['a']})   b = {runs['b_name']} ({runs['b']})")
+    _print_table(table, args.format, args.max_width)
+    return 0
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     views = _views()
     from specstress.warehouse.sql_files import SQL_DIR
@@ -232,6 +260,20 @@ def cmd_views(args: argparse.Namespace) -> int:
 
     for name, cols in views.describe(_warehouse_from(args), args.run).items():
         print(f"{name}: " + ", ".join(f"{c} {t}" for c, t in cols))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """The warehouse's runs, newest first: name, overrides, status, calls, cost, wall time."""
+    _views()
+    from specstress.warehouse.run_list import list_runs
+
+    wh = _warehouse_from(args)
+    if not Path(wh).exists() and "://" not in wh:
+        print(f"no warehouse at {wh}. Fix: run `specstress run specs/runs/demo.yaml` first, or pass --warehouse.",
+              file=sys.stderr)
+        return 2
+    _print_table(list_runs(wh), args.format, args.max_width)
     return 0
 
 
@@ -301,16 +343,30 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from specstress.paper_dataset import import_paper
 
-    res = import_paper(args.source, _warehouse_from(args), args.name, args.tree_csv, args.limit)
-    print(f"imported {res['rows']} rows ({len(res['models'])} models) as run {res['run_id']}; query it with "
-          f"--run {args.name}")
+    res = import_paper(args.source, _warehouse_from(args), args.name, args.tree_csv, args.limit,
+                       judge_evaluations=args.judge_evaluations)
+    judged = f" and {res['judged']} judge verdicts" if res.get("judged") else ""
+    print(f"imported {res['rows']} rows ({len(res['models'])} models){judged} as run {res['run_id']}; query it "
+          f"with --run {args.name}")
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     _quiet_prefect()
-    from specstress.validation import run_validation
+    from specstress.errors import SpecError
+    from specstress.validation import parse_sweep, run_sweep, run_validation, sweep_plot, sweep_table
 
+    if args.sweep:
+        try:
+            key, values = parse_sweep(args.sweep)
+        except SpecError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        results = run_sweep(args.spec_path, key, values, _parse_sets(args.set) or None, quiet=args.quiet)
+        print(sweep_table(key, results))
+        out = Path(args.plot or f"validate-sweep-{key}.png").resolve()
+        print(f"plot: {sweep_plot(key, results, str(out))}")
+        return 0
     report = run_validation(args.spec_path, _parse_sets(args.set) or None, quiet=args.quiet)
     print(report.text())
     return 0 if report.passed else 1
@@ -343,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a run spec and its files; sends nothing")
     c.add_argument("spec_path")
     c.add_argument("--set", action="append", metavar="KEY=VALUE")
+    c.add_argument("--name", action="store_true", help="print only the run's name (the spec's name, plus a short "
+                   "hash when the overrides change it)")
     c.set_defaults(func=cmd_check)
 
     q = sub.add_parser("sql", help="query the warehouse (read-only)")
@@ -353,6 +411,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--spec", help="take the warehouse root from this run spec")
     q.add_argument("--max-width", type=int, default=60, help="truncate table cells (table format)")
     q.set_defaults(func=cmd_sql)
+
+    cp = sub.add_parser("compare", help="compare two runs on their shared scenarios (positions, bins, refusals, "
+                        "compliance; spec_diff for two model-spec versions)")
+    cp.add_argument("run_a", help="run id or name (the baseline, 'a')")
+    cp.add_argument("run_b", help="run id or name (the other, 'b')")
+    cp.add_argument("--view", choices=("comparison", "comparison_changes", "spec_diff"),
+                    help="which comparison view to print (default: comparison)")
+    cp.add_argument("--sql", help="read-only SQL over the views comparison, comparison_changes and spec_diff")
+    cp.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    cp.add_argument("--warehouse", help=f"warehouse root (default: ${DEFAULT_WAREHOUSE_ENV} or .specstress/warehouse)")
+    cp.add_argument("--spec", help="take the warehouse root from this run spec")
+    cp.add_argument("--max-width", type=int, default=60, help="truncate table cells (table format)")
+    cp.set_defaults(func=cmd_compare)
 
     nq = sub.add_parser("query", help="run a canonical analysis query (warehouse/sql/queries/NAME.sql)")
     nq.add_argument("name", nargs="?")
@@ -369,6 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--warehouse")
     v.add_argument("--spec")
     v.set_defaults(func=cmd_views)
+
+    rn = sub.add_parser("runs", help="list the warehouse's runs: name, overrides, status, calls, cost, wall time")
+    rn.add_argument("--warehouse", help=f"warehouse root (default: ${DEFAULT_WAREHOUSE_ENV} or .specstress/warehouse)")
+    rn.add_argument("--spec", help="take the warehouse root from this run spec")
+    rn.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    rn.add_argument("--max-width", type=int, default=60, help="truncate table cells (table format)")
+    rn.set_defaults(func=cmd_runs)
 
     sg = sub.add_parser("stages", help="list the registered stages in DAG order, with their inputs")
     sg.add_argument("spec_path", nargs="?", help="a run spec: show which stages it enables and their inputs")
@@ -398,7 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_export)
 
     im = sub.add_parser("import-paper", help="import the paper's released dataset (Parquet) as a warehouse run")
-    im.add_argument("source", help="a Parquet file or glob of jifanz/stress_testing_model_spec, or an hf:// path")
+    im.add_argument("source", nargs="?", help="the default config's Parquet file or glob of "
+                    "jifanz/stress_testing_model_spec, or an hf:// path")
+    im.add_argument("--judge-evaluations", metavar="PARQUET",
+                    help="the release's judge_evaluations config (Parquet file or glob): per-judge compliance verdicts")
     im.add_argument("--name", default="paper-release")
     im.add_argument("--tree-csv", help="values_tree.csv of Values in the Wild, to attach categories to values")
     im.add_argument("--limit", type=int)
@@ -410,6 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("spec_path", nargs="?", default=str(_project_root() / "specs" / "runs" / "validate.yaml"))
     va.add_argument("--set", action="append", metavar="KEY=VALUE")
     va.add_argument("--quiet", action="store_true")
+    va.add_argument("--sweep", metavar="KEY=V1,V2,...",
+                    help="one validation per value, as a table and a plot: judge_accuracy, judge_error "
+                         "(off_by_one, uniform, central, swap), noise (every persona), or any dotted run-spec key")
+    va.add_argument("--plot", help="where the sweep's PNG goes (default: validate-sweep-KEY.png)")
     va.set_defaults(func=cmd_validate)
     return p
 

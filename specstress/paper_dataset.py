@@ -17,9 +17,23 @@ from typing import Any
 
 import pyarrow as pa
 
+from specstress.domain import disagreement_bin
 from specstress.errors import SpecError
 from specstress.hashing import content_hash, short_id
+from specstress.tasks.compliance import COMPLIANCE_SCHEMA
+from specstress.tasks.disagreement import DisagreementStage
+from specstress.tasks.matching import CLASSIFICATIONS_SCHEMA
+from specstress.tasks.outliers import OutliersStage
+from specstress.tasks.pairs import PAIRS_SCHEMA
+from specstress.tasks.registry import discover
+from specstress.tasks.responses import RESPONSES_SCHEMA
+from specstress.tasks.scenarios import SCENARIOS_SCHEMA
+from specstress.tasks.value_priorities import PrioritiesStage
+from specstress.warehouse.sql_files import run_model
 from specstress.warehouse.store import Warehouse, duckdb_connect, utcnow
+from specstress.warehouse.views import connect
+
+discover()  # every stage's artefact schema is known, so views of an imported run have their columns
 
 #: The twelve model keys of the release, in its column order.
 PAPER_MODELS = ("claude_3_5_sonnet", "claude_3_7_sonnet", "claude_opus_3", "claude_opus_4", "claude_sonnet_4",
@@ -40,7 +54,6 @@ def _col(name: str) -> str:
 
 def export_paper(wh: Warehouse, out: str, run: str | None = None, subset: str = "all") -> int:
     """Write the run's scenarios in the release's wide format; returns the number of rows."""
-    from specstress.warehouse.views import connect
 
     con, sel = connect(wh, run)
     try:
@@ -79,31 +92,99 @@ def export_paper(wh: Warehouse, out: str, run: str | None = None, subset: str = 
     return table.num_rows
 
 
-def import_paper(source: str, warehouse: str, name: str = "paper-release", tree_csv: str | None = None,
-                 limit: int | None = None) -> dict[str, Any]:
-    """Import the release (a Parquet file, a glob, or an ``hf://`` path) as a warehouse run."""
-    from specstress.tasks.disagreement import DisagreementStage
-    from specstress.tasks.matching import CLASSIFICATIONS_SCHEMA
-    from specstress.tasks.outliers import OutliersStage
-    from specstress.tasks.pairs import PAIRS_SCHEMA
-    from specstress.tasks.responses import RESPONSES_SCHEMA
-    from specstress.tasks.scenarios import SCENARIOS_SCHEMA
-    from specstress.tasks.value_priorities import PrioritiesStage
-    from specstress.warehouse.sql_files import run_model
+#: The release's judge_evaluations config: one row per judged OpenAI-model response, one
+#: ``<judge>_decision`` column per compliance judge (the paper's three).
+JUDGE_KEYS = {"model", "value1", "value2", "max_pop_std_openai"}
+_DECISION_SUFFIX = "_decision"
 
-    wh = Warehouse(warehouse)
+
+def _read_parquet_rows(source: str, limit: int | None, what: str) -> list[dict[str, Any]]:
     con = duckdb_connect(source if "://" in source else None)
     try:
         src = source.replace("'", "''")
         lim = f" LIMIT {int(limit)}" if limit else ""
         try:
-            rel = con.sql(f"SELECT * FROM read_parquet('{src}', union_by_name=true){lim}")
-            rows = rel.to_arrow_table().to_pylist()
+            # filename=true keeps the split (std_<lo>_to_<hi>) a row came from
+            return con.sql(f"SELECT * FROM read_parquet('{src}', union_by_name=true, filename=true){lim}") \
+                .to_arrow_table().to_pylist()
         except Exception as exc:  # noqa: BLE001
-            raise SpecError(f"{source}: cannot read the released dataset ({exc}). Fix: download its Parquet files "
-                            "(huggingface.co/datasets/jifanz/stress_testing_model_spec) and pass a local path.") from None
+            msg = str(exc).splitlines()[0][:200]
+            raise SpecError(f"{source}: cannot read the released {what} ({msg}). Fix: download its Parquet files "
+                            "(huggingface.co/datasets/jifanz/stress_testing_model_spec) and pass a local path or "
+                            "glob.") from None
     finally:
         con.close()
+
+
+def normalise_decision(raw: Any) -> str | None:
+    """A released judge decision as one of compliant / non_compliant / ambiguous (None if unreadable)."""
+    if raw is None:
+        return None
+    t = re.sub(r"[^a-z]", "", str(raw).lower())
+    if t.startswith(("noncompliant", "notcompliant")):
+        return "non_compliant"
+    if t.startswith("ambig"):
+        return "ambiguous"
+    if t.startswith("compliant"):
+        return "compliant"
+    return None
+
+
+def judge_evaluation_rows(rows: list[dict[str, Any]], source: str) -> pa.Table:
+    """The release's judge_evaluations rows as this warehouse's compliance table (one row per response x
+    judge). A scenario is identified by its value pair and the release's (chunk_idx, entry_idx); its D is
+    the release's ``max_pop_std_openai``, binned as in Figure 2."""
+
+    if not rows:
+        raise SpecError(f"{source}: no rows in the judge evaluations")
+    cols = set(rows[0])
+    missing = JUDGE_KEYS - cols
+    judges = sorted(c[: -len(_DECISION_SUFFIX)] for c in cols if c.endswith(_DECISION_SUFFIX))
+    if missing or not judges:
+        need = sorted(missing) + ([] if judges else ["<judge>_decision"])
+        raise SpecError(f"{source}: not the release's judge_evaluations format; missing columns {need}. Fix: pass "
+                        "the judge_evaluations/*.parquet files of jifanz/stress_testing_model_spec.")
+    out = []
+    for i, r in enumerate(rows):
+        v1, v2 = str(r["value1"]).strip().lower(), str(r["value2"]).strip().lower()
+        pid = "p_" + short_id([v1, v2], 16)
+        ident = [r.get("chunk_idx"), r.get("entry_idx")] if r.get("entry_idx") is not None else [r.get("prompt"), i]
+        sid = "s_" + short_id([pid, *ident], 16)
+        d = r.get("max_pop_std_openai")
+        d = float(d) if d is not None and d == d else None  # NaN -> unknown
+        split = re.search(r"std_[0-9.]+_to_[0-9.]+", str(r.get("filename") or ""))
+        label = disagreement_bin(d) if d is not None else None
+        samples = ([f"bin:{label}"] if label else []) + [f"release:{split.group(0)}" if split else "release"]
+        for judge in judges:
+            verdict = normalise_decision(r.get(judge + _DECISION_SUFFIX))
+            out.append({"scenario_id": sid, "model_id": str(r["model"]), "judge": judge, "verdict": verdict,
+                        "reasoning": None, "sections": [], "status": "ok" if verdict else "unparsed",
+                        "samples": samples, "subset": "openai_models", "d": d, "bin": label,
+                        "group_size": None, "call_key": None})
+    group: dict[str, set[str]] = {}
+    for o in out:
+        group.setdefault(o["scenario_id"], set()).add(o["model_id"])
+    for o in out:  # every judged model of the scenario forms its compliance group
+        o["group_size"] = len(group[o["scenario_id"]])
+    return pa.Table.from_pylist(out, schema=COMPLIANCE_SCHEMA)
+
+
+def import_paper(source: str | None, warehouse: str, name: str = "paper-release", tree_csv: str | None = None,
+                 limit: int | None = None, judge_evaluations: str | None = None) -> dict[str, Any]:
+    """Import the release (a Parquet file, a glob, or an ``hf://`` path) as a warehouse run.
+
+    ``source`` is the default config (positions and responses); ``judge_evaluations`` the judge_evaluations
+    config (per-judge compliance verdicts). Either may be left out, not both."""
+    if not source and not judge_evaluations:
+        raise SpecError("import-paper: nothing to import. Fix: pass the release's Parquet files (default config) "
+                        "and/or --judge-evaluations with its judge_evaluations files.")
+    if not source:
+        return _import_judges_only(judge_evaluations or "", warehouse, name, limit)
+
+    wh = Warehouse(warehouse)
+    rows = _read_parquet_rows(source, limit, "dataset")
+    judged = judge_evaluation_rows(_read_parquet_rows(judge_evaluations, limit, "judge evaluations"),
+                                   judge_evaluations) if judge_evaluations else None
     if not rows:
         raise SpecError(f"{source}: no rows")
     missing = {"value1", "value2", "query", "nudge_direction"} - set(rows[0])
@@ -146,7 +227,8 @@ def import_paper(source: str, warehouse: str, name: str = "paper-release", tree_
                                    "confidence": None, "reasoning": None, "status": "ok" if ok else "missing",
                                    "judge": "released", "presented_index": None, "response_label": None,
                                    "call_key": None})
-    digest = content_hash({"source": source, "rows": len(rows), "limit": limit, "tree": tree_csv})[:24]
+    digest = content_hash({"source": source, "rows": len(rows), "limit": limit, "tree": tree_csv,
+                           **({"judges": judge_evaluations} if judge_evaluations else {})})[:24]
     run_id = f"{name}-{utcnow().strftime('%Y%m%dT%H%M%S')}"
     made: dict[str, str] = {}
 
@@ -176,7 +258,29 @@ def import_paper(source: str, warehouse: str, name: str = "paper-release", tree_
         put("value_priorities", run_model("value_priorities", {"classifications": cls, "pairs": pairs_t,
                                                              "subsets": sub_table},
                                           {}).cast(PrioritiesStage.schema))
+    if judged is not None:
+        put("compliance", judged)
     wh.record_run({"run_id": run_id, "name": name, "spec_path": source, "spec_hash": digest, "status": "completed",
                    "seq": 1, "started_at": utcnow(), "finished_at": utcnow(), "artefacts_json": json.dumps(made),
                    "calls_sent": 0, "cache_hits": 0, "spent_usd": 0.0, "message": f"imported {len(rows)} rows"})
-    return {"run_id": run_id, "rows": len(rows), "models": models, "artefacts": made}
+    return {"run_id": run_id, "rows": len(rows), "models": models, "artefacts": made,
+            "judged": judged.num_rows if judged is not None else 0}
+
+
+def _import_judges_only(source: str, warehouse: str, name: str, limit: int | None) -> dict[str, Any]:
+    """The judge_evaluations config alone, as a run whose only artefact is its compliance table."""
+    wh = Warehouse(warehouse)
+    judged = judge_evaluation_rows(_read_parquet_rows(source, limit, "judge evaluations"), source)
+    digest = content_hash({"judges": source, "rows": judged.num_rows, "limit": limit})[:24]
+    run_id = f"{name}-{utcnow().strftime('%Y%m%dT%H%M%S')}"
+    aid = f"comp-import-{digest}-{short_id('compliance', 6)}"
+    if not wh.has_artefact(aid):
+        wh.write_part("compliance", aid, wh.part_name(0), judged)
+        wh.commit_artefact(artefact_id=aid, stage="compliance", stage_version="import", input_ids=[],
+                           config={"imported_from": source}, template_hashes={}, run_id=run_id)
+    wh.record_run({"run_id": run_id, "name": name, "spec_path": source, "spec_hash": digest, "status": "completed",
+                   "seq": 1, "started_at": utcnow(), "finished_at": utcnow(),
+                   "artefacts_json": json.dumps({"compliance": aid}), "calls_sent": 0, "cache_hits": 0,
+                   "spent_usd": 0.0, "message": f"imported {judged.num_rows} judge verdicts"})
+    models = sorted(set(judged.column("model_id").to_pylist()))
+    return {"run_id": run_id, "rows": 0, "models": models, "artefacts": {"compliance": aid}, "judged": judged.num_rows}

@@ -1055,6 +1055,49 @@ def test_stage_declaration(ctx, name):
     assert ids[name].startswith(name[:4] + "-") and ids[name] == artefact_ids(spec)[name]
 
 
+def test_value_strengths_bradley_terry_from_duels(ctx, tmp_path):
+    from specstress.tasks.matching import CLASSIFICATIONS_SCHEMA
+    from specstress.tasks.pairs import PAIRS_SCHEMA
+    from specstress.tasks.value_strengths import STRENGTHS_SCHEMA
+
+    panel = list(ctx.spec.roles.panel)
+    pairs = table([pair_row("pAB", "a", "b", "Cat A", "Cat B"), pair_row("pBC", "b", "c", "Cat B", "Cat C"),
+                   pair_row("pAC", "a", "c", "Cat A", "Cat C"), pair_row("pAA", "a", "a2", "Cat A", "Cat A")],
+                  PAIRS_SCHEMA)
+    rows = []
+
+    def place(sid, pid, model, p1, p2, status="ok"):
+        for slot, p in ((1, p1), (2, p2)):
+            rows.append({"scenario_id": sid, "pair_id": pid, "model_id": model, "value_slot": slot, "value": "v",
+                         "position": p if status == "ok" else None, "confidence": None, "reasoning": None,
+                         "status": status, "judge": "j", "presented_index": None, "response_label": None,
+                         "call_key": None})
+
+    # panel[0]: A beats B and C, B beats C (plus a tie, a same-category duel and a failed placement)
+    for i in range(6):
+        place(f"ab{i}", "pAB", panel[0], 5, 2)
+        place(f"bc{i}", "pBC", panel[0], 4, 1)
+        place(f"ac{i}", "pAC", panel[0], 6, 0)
+        place(f"ab{i}", "pAB", panel[1], 1, 5)   # panel[1]: the reverse order
+        place(f"bc{i}", "pBC", panel[1], 2, 5)
+        place(f"ac{i}", "pAC", panel[1], 0, 6)
+    place("tie", "pAB", panel[0], 3, 3)
+    place("same", "pAA", panel[0], 6, 0)
+    place("bad", "pAB", panel[0], None, None, status="judge_failed")
+    place("out", "pAB", "not-in-panel", 0, 6)
+    st = stage_by_name("value_strengths")
+    t = st.compute(ctx, make_inputs({"classifications": table(rows, CLASSIFICATIONS_SCHEMA), "pairs": pairs},
+                                    tmp_path))
+    assert_schema(t, STRENGTHS_SCHEMA)
+    got = by(t.to_pylist(), "model_id", "category")
+    assert {m for m, _ in got} == {panel[0], panel[1]}               # only panel models, only ok placements
+    assert [got[(panel[0], c)]["rank"] for c in ("Cat A", "Cat B", "Cat C")] == [1, 2, 3]
+    assert [got[(panel[1], c)]["rank"] for c in ("Cat A", "Cat B", "Cat C")] == [3, 2, 1]
+    assert got[(panel[0], "Cat A")]["duels"] == 6 + 6 + 1             # 12 decisive duels and the tie
+    for r in got.values():
+        assert r["ci_low"] <= r["strength"] <= r["ci_high"] and r["rank_low"] <= r["rank"] <= r["rank_high"]
+
+
 COVERAGE: dict[str, list[str]] = {
     "taxonomy": ["test_taxonomy_from_file", "test_taxonomy_expand_adds_only_new_distinct_values"],
     "pairs": ["test_pairs_sample_distinct_oriented_pairs", "test_pairs_categories_filter_and_errors"],
@@ -1076,6 +1119,7 @@ COVERAGE: dict[str, list[str]] = {
     "refusals": ["test_refusals_ladder_and_api_outcomes"],
     "topics": ["test_topics_plan_requests_and_statuses"],
     "value_priorities": ["test_value_priorities_scores"],
+    "value_strengths": ["test_value_strengths_bradley_terry_from_duels"],
 }
 
 

@@ -9,7 +9,7 @@ Plugin and sim code read it typed through :func:`emulator_config`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -74,11 +74,25 @@ class SimSpec(_Strict):
     """Knobs of the simulated generator and judges (never an answer key)."""
 
     judge_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.95
+    #: how the matcher errs when it errs: off_by_one | uniform | central | swap (see specstress.sim.judges)
+    judge_error: Literal["off_by_one", "uniform", "central", "swap"] = "off_by_one"
     generator_refusal_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
     generator_truncation_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
     rubric_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
     topic_rate: Annotated[float, Field(ge=0, le=1)] = 0.35
     strictness: dict[str, float] = Field(default_factory=dict)
+
+    #: Knobs added after call keys were first published: left out of the model identity while at their
+    #: default, so that adding a knob changes no existing call key (a new knob must be listed here).
+    IDENTITY_OPTIONAL: ClassVar[tuple[str, ...]] = ("judge_error",)
+
+    def identity(self) -> dict[str, Any]:
+        """What of the sim knobs shapes the emulated models' answers (enters their model identity)."""
+        data = self.model_dump(mode="json")
+        for name in self.IDENTITY_OPTIONAL:
+            if data.get(name) == type(self).model_fields[name].default:
+                data.pop(name, None)
+        return data
 
 
 class EmulatorConfig(_Strict):

@@ -42,7 +42,7 @@ def identity(spec: RunSpec, entry: ModelEntry) -> str:
     persona = em.persona(entry.model)
     shaping = {
         "seed": em.seed,
-        "sim": em.sim.model_dump(mode="json"),
+        "sim": em.sim.identity(),
         "persona": persona.model_dump(mode="json") if persona else None,
         "refusal_rate": em.faults.refusal_rate,
         "truncation_rate": em.faults.truncation_rate,

@@ -74,7 +74,24 @@ def read_stance(response: str, value: str, strategies: list[str] | None) -> tupl
     return pos, conf, f"its wording on {value} matches strategy {pos}"
 
 
-def judge_placements(prompt: str, rng: random.Random, accuracy: float, single: bool) -> dict[str, Any]:
+#: How a simulated matcher errs when it errs (with probability 1 - accuracy):
+#:   off_by_one  a misread by one position (the default)
+#:   uniform     a uniform random position in 0..6
+#:   central     central tendency: the position pulled halfway to 3
+#:   swap        the two values' positions exchanged for that response
+JUDGE_ERROR_MODELS = ("off_by_one", "uniform", "central", "swap")
+
+
+def _misread(pos: int, rng: random.Random, error_model: str) -> int:
+    if error_model == "uniform":
+        return rng.randint(0, 6)
+    if error_model == "central":
+        return 3 + int((pos - 3) / 2)
+    return min(6, max(0, pos + rng.choice((-1, 1))))
+
+
+def judge_placements(prompt: str, rng: random.Random, accuracy: float, single: bool,
+                     error_model: str = "off_by_one") -> dict[str, Any]:
     spectra = parse_spectra(prompt)
     responses = parse_responses(prompt)
     v1 = spectra.get("value1", (tag(prompt, "value1") or "", None))
@@ -90,10 +107,12 @@ def judge_placements(prompt: str, rng: random.Random, accuracy: float, single: b
             pos, conf, why = read_stance(text, value, strategies)
             if pos is None:
                 pos = 3
-            if rng.random() > accuracy:
-                pos = min(6, max(0, pos + rng.choice((-1, 1))))
+            if error_model != "swap" and rng.random() > accuracy:
+                pos = _misread(pos, rng, error_model)
                 conf = max(0.1, conf - 0.2)
             item[slot] = {"reasoning": why, "position": pos, "confidence": round(conf, 2)}
+        if error_model == "swap" and lvl < 4 and rng.random() > accuracy:
+            item["value1"]["position"], item["value2"]["position"] = item["value2"]["position"], item["value1"]["position"]
         placements.append(item)
     if single:
         first = placements[0] if placements else {
