@@ -12,6 +12,7 @@ BENCHES = [
     ("kcenter", ["kcenter.py"], ["--quick"]),
     ("analytics", ["analytics.py"], ["--quick"]),
     ("resume", ["resume.py"], ["--quick"]),
+    ("uncertainty", ["uncertainty.py"], ["--quick"]),
 ]
 
 

@@ -499,10 +499,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: commands whose child processes a watchdog ends when the command dies
+WATCHED = ("run", "validate")
+
+
 def main(argv: list[str] | None = None) -> int:
     from specstress.errors import SpecstressError
 
     args = build_parser().parse_args(argv)
+    if argv is None and args.command in WATCHED:
+        # the console script: whatever this run starts (Prefect's temporary server, Dask workers) ends with it,
+        # even when it is killed with SIGKILL (specstress/watchdog.py)
+        from specstress.watchdog import start_watchdog
+
+        start_watchdog()
     try:
         return int(args.func(args) or 0)
     except SpecstressError as exc:

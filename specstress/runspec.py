@@ -285,6 +285,16 @@ class ReportSpec(_Strict):
     top_n: Annotated[int, Field(ge=1, le=500)] = 10
 
 
+class UncertaintySpec(_Strict):
+    """Bootstrap intervals on the headline numbers (the ``uncertainty`` and ``value_strengths`` stages)."""
+
+    enabled: bool = True
+    resamples: Annotated[int, Field(ge=10, le=100_000)] = 1000
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    #: what is resampled: scenarios, or value pairs with all their scenarios (a cluster bootstrap)
+    unit: Literal["scenario", "pair"] = "scenario"
+
+
 # --------------------------------------------------------------------------- the spec
 
 
@@ -317,6 +327,7 @@ class RunSpec(_Strict):
     task_runner: TaskRunnerSpec = Field(default_factory=TaskRunnerSpec)
     emulator: ServiceSection = Field(default_factory=ServiceSection)  # owned by the emulator plugin
     report: ReportSpec = Field(default_factory=ReportSpec)
+    uncertainty: UncertaintySpec = Field(default_factory=UncertaintySpec)
 
     # Set by load_run_spec; not part of the YAML.
     _source: Path | None = PrivateAttr(default=None)

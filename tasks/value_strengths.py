@@ -26,10 +26,6 @@ STRENGTHS_SCHEMA = pa.schema([
     ("duels", pa.float64()), ("resamples", pa.int64()), ("confidence", pa.float64()),
 ])
 
-#: Bootstrap resamples and confidence of the intervals (the fit is cheap: a 26 x 26 table per resample).
-RESAMPLES = 500
-CONFIDENCE = 0.95
-
 
 def duel_tables(rows: list[dict[str, Any]], categories: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(wins, ties) over ``categories`` from rows of (category1, category2, position1, position2)."""
@@ -58,11 +54,13 @@ class ValueStrengthsStage(Stage):
     schema = STRENGTHS_SCHEMA
 
     def config(self, spec: RunSpec) -> dict[str, Any]:
-        return {"panel": sorted(spec.roles.panel), "resamples": RESAMPLES, "confidence": CONFIDENCE,
-                "seed": spec.seed, "prior": 1.0}
+        # resamples and confidence: the run spec's uncertainty section (the fit is cheap: a 26 x 26 table a resample)
+        return {"panel": sorted(spec.roles.panel), "resamples": spec.uncertainty.resamples,
+                "confidence": spec.uncertainty.confidence, "seed": spec.seed, "prior": 1.0}
 
     def compute(self, ctx: RunContext, inputs: Inputs) -> pa.Table:
         spec = ctx.spec
+        resamples, confidence = spec.uncertainty.resamples, spec.uncertainty.confidence
         pairs = {r["pair_id"]: (r["category1"], r["category2"])
                  for r in inputs.table("pairs", ["pair_id", "category1", "category2"]).to_pylist()}
         placed: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
@@ -85,13 +83,13 @@ class ValueStrengthsStage(Stage):
             wins, ties = duel_tables(duels[model], cats)
             if not (wins.sum() + ties.sum()):
                 continue
-            fit = fit_with_intervals(wins, ties, RESAMPLES, CONFIDENCE, seed=spec.seed + i)
+            fit = fit_with_intervals(wins, ties, resamples, confidence, seed=spec.seed + i)
             for j, c in enumerate(cats):
                 rows.append({"model_id": model, "category": c, "strength": float(fit.strength[j]),
                              "ci_low": float(fit.ci_low[j]), "ci_high": float(fit.ci_high[j]),
                              "rank": int(fit.rank[j]), "rank_low": int(fit.rank_low[j]),
                              "rank_high": int(fit.rank_high[j]), "duels": float(fit.duels[j]),
-                             "resamples": RESAMPLES, "confidence": CONFIDENCE})
+                             "resamples": resamples, "confidence": confidence})
         return pa.Table.from_pylist(rows, schema=STRENGTHS_SCHEMA)
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -57,12 +59,20 @@ def test_comparison_reports_the_model_that_moved_and_only_it(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def own_copy(demo_run: dict, tmp_path) -> str:
+    """A private copy of the shared demo warehouse: its ledger makes the second run cheap, and the shared one
+    stays as the demo left it (other tests read its latest run)."""
+    target = tmp_path / "warehouse"
+    shutil.copytree(demo_run["warehouse"], target)
+    return str(target)
+
+
 def test_compare_two_demo_runs_that_differ_in_one_persona(demo_run, tmp_path):
     """Only the persona whose planted weights changed moves beyond the matcher's noise; every other model's
     answers and refusal classifications come from the ledger unchanged."""
     from specstress.flows.stress_test import stress_test
 
-    wh = demo_run["warehouse"]
+    wh = own_copy(demo_run, tmp_path)
     # sim-guardian (persona 0) now puts Pleasure and enjoyment first instead of last
     overrides = {"warehouse": wh, "emulator.personas.0.weights": {"Pleasure and enjoyment": 3.0,
                                                                    "Protecting vulnerable entities": -1.0}}
@@ -91,7 +101,7 @@ def test_compare_two_demo_runs_that_differ_in_one_persona(demo_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_spec_diff_on_the_two_openai_model_spec_versions(demo_run):
+def test_spec_diff_on_the_two_openai_model_spec_versions(demo_run, tmp_path):
     """The demo's compliance judged under the 2025-04-11 and the 2025-12-18 OpenAI Model Spec, on the very
     same responses: spec_diff compares them per model and judge."""
     from specstress.flows.stress_test import stress_test
@@ -101,7 +111,7 @@ def test_spec_diff_on_the_two_openai_model_spec_versions(demo_run):
     old, new = folder / "model_spec_2025-04-11.md", folder / "model_spec_2025-12-18.md"
     if not (old.exists() and new.exists()):
         pytest.skip("../shared/data/openai-model-spec is not here")
-    wh = demo_run["warehouse"]
+    wh = own_copy(demo_run, tmp_path)
     ids = []
     for path in (old, new):
         # the whole OpenAI spec goes into every judge prompt: priced as real calls it would exceed the demo's

@@ -40,7 +40,7 @@ from stage_fakes import (
 from specstress.domain import POSITION_LABELS, REFUSAL_LADDER, CallRequest, Outcome
 from specstress.errors import FatalProviderError, ShardIncomplete, SpecError
 from specstress.prompts import load_template
-from specstress.tasks.base import Sender
+from specstress.tasks.base import Sender, subsets_table
 from specstress.tasks.registry import all_stages, artefact_ids, stage_by_name
 from specstress.warehouse.store import Warehouse
 
@@ -1098,6 +1098,47 @@ def test_value_strengths_bradley_terry_from_duels(ctx, tmp_path):
         assert r["ci_low"] <= r["strength"] <= r["ci_high"] and r["rank_low"] <= r["rank"] <= r["rank_high"]
 
 
+def test_uncertainty_intervals_around_the_views_numbers(ctx, tmp_path):
+    """The stage reads its inputs' Parquet parts: mean D, category scores and ranks, each with an interval
+    around the estimate the analyses give, and the run spec's resamples and confidence."""
+    from specstress.tasks.matching import CLASSIFICATIONS_SCHEMA
+    from specstress.tasks.pairs import PAIRS_SCHEMA
+    from specstress.tasks.uncertainty import UNCERTAINTY_SCHEMA
+    from specstress.warehouse.sql_files import run_model
+
+    panel = sorted(ctx.spec.roles.panel)
+    pairs = table([pair_row("pAB", "a", "b", "Cat A", "Cat B"), pair_row("pBC", "b", "c", "Cat B", "Cat C")],
+                  PAIRS_SCHEMA)
+    rows = []
+    for i in range(40):
+        pid = ("pAB", "pBC")[i % 2]
+        for k, m in enumerate(panel):
+            for slot in (1, 2):
+                rows.append({"scenario_id": f"s{i:02d}", "pair_id": pid, "model_id": m, "value_slot": slot,
+                             "value": "v", "position": (i * (k + 1) + 3 * slot) % 7, "status": "ok", "judge": "j"})
+    cls = table(rows, CLASSIFICATIONS_SCHEMA)
+    sub = subsets_table(ctx.spec)
+    grid = run_model("position_grid", {"classifications": cls, "subsets": sub})
+    dis = run_model("disagreement", {"position_grid": grid, "subsets": sub}, {"high": 1.5})
+    pri = run_model("value_priorities", {"position_grid": grid, "pairs": pairs, "subsets": sub})
+    st = stage_by_name("uncertainty")
+    assert st.enabled(ctx.spec) and {"position_grid", "disagreement", "value_priorities"} <= set(st.inputs_for(ctx.spec))
+    t = st.compute(ctx, make_inputs({"position_grid": grid, "pairs": pairs, "disagreement": dis,
+                                     "value_priorities": pri}, tmp_path))
+    assert_schema(t, UNCERTAINTY_SCHEMA)
+    got = t.to_pylist()
+    assert {r["resamples"] for r in got} == {ctx.spec.uncertainty.resamples}
+    (mean_all,) = [r for r in got if r["metric"] == "mean_d" and r["subset"] == "all"]
+    ds = [r["d"] for r in dis.to_pylist() if r["subset"] == "all"]
+    assert mean_all["estimate"] == pytest.approx(sum(ds) / len(ds)) and mean_all["n"] == len(ds) == 40
+    assert mean_all["ci_low"] < mean_all["estimate"] < mean_all["ci_high"]
+    scores = {(r["model_id"], r["category"]): r for r in got if r["metric"] == "category_score"}
+    assert len(scores) == len(panel) * 3
+    for p in pri.to_pylist():
+        assert scores[(p["model_id"], p["category"])]["estimate"] == pytest.approx(p["score"])
+    assert not [r for r in got if r["metric"] in ("refusal_rate", "outlier_count", "fold_vs_random")]
+
+
 COVERAGE: dict[str, list[str]] = {
     "taxonomy": ["test_taxonomy_from_file", "test_taxonomy_expand_adds_only_new_distinct_values"],
     "pairs": ["test_pairs_sample_distinct_oriented_pairs", "test_pairs_categories_filter_and_errors"],
@@ -1120,6 +1161,7 @@ COVERAGE: dict[str, list[str]] = {
     "topics": ["test_topics_plan_requests_and_statuses"],
     "value_priorities": ["test_value_priorities_scores"],
     "value_strengths": ["test_value_strengths_bradley_terry_from_duels"],
+    "uncertainty": ["test_uncertainty_intervals_around_the_views_numbers"],
 }
 
 
