@@ -13,6 +13,7 @@ BENCHES = [
     ("analytics", ["analytics.py"], ["--quick"]),
     ("resume", ["resume.py"], ["--quick"]),
     ("uncertainty", ["uncertainty.py"], ["--quick"]),
+    ("rerun", ["rerun.py"], []),
 ]
 
 

@@ -193,3 +193,48 @@ def spent_before(ctx: RunContext) -> float:
 
 def as_dicts(rows: list[PlanRow]) -> list[dict[str, Any]]:
     return [r.__dict__ for r in rows]
+
+
+def reusable_run(ctx: RunContext) -> dict[str, Any] | None:
+    """The latest completed run of the same effective spec (so the same report settings) that built exactly
+    this run's artefacts and whose report is still there, when every artefact of this run exists already: a
+    rerun then has nothing to do (no Prefect, no services)."""
+    import json
+
+    wh = Warehouse(ctx.warehouse_root)
+    ids = artefact_ids(ctx.spec)
+    if not all(wh.has_artefact(a) for a in ids.values()):
+        return None
+    for r in wh.latest_runs():
+        if (r["status"] != "completed" or not r.get("artefacts_json") or not r.get("report_path")
+                or r.get("spec_hash") != ctx.spec.spec_hash()):
+            continue
+        try:
+            done = json.loads(r["artefacts_json"])
+        except ValueError:
+            continue
+        if done == ids and wh.exists("reports", r["run_id"], "report.html"):
+            return r
+    return None
+
+
+def record_reuse(ctx: RunContext, prior: dict[str, Any]) -> dict[str, Any]:
+    """Record a run that found every artefact built and reuses ``prior``'s report; returns its summary."""
+    import json
+
+    from specstress.warehouse.store import utcnow
+
+    wh = Warehouse(ctx.warehouse_root)
+    spec = ctx.spec
+    now = utcnow()
+    ids = artefact_ids(spec)
+    wh.record_run({"run_id": ctx.run_id, "name": spec.run_name, "spec_path": ctx.spec_path,
+                   "spec_hash": spec.spec_hash(), "started_at": now, "finished_at": now, "seq": 1,
+                   "overrides_json": json.dumps(spec.effective_overrides(), default=str), "status": "completed",
+                   "artefacts_json": json.dumps(ids), "calls_sent": 0, "cache_hits": 0, "spent_usd": 0.0,
+                   "report_path": prior["report_path"],
+                   "message": f"every artefact existed; nothing ran (the report of run {prior['run_id']} is current)"})
+    return {"run_id": ctx.run_id, "name": spec.run_name, "status": "completed", "warehouse": ctx.warehouse_root,
+            "report": prior["report_path"], "spent_usd": 0.0, "calls_sent": 0, "cache_hits": 0, "built": [],
+            "reused_from": prior["run_id"],
+            "stages": [{"stage": s, "status": "reused", "artefact_id": a} for s, a in ids.items()]}

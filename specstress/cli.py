@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +81,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     planning.preflight(ctx.spec, ctx.emulator_url or "http://emulator.invalid")
     ctx.spent_before = planning.spent_before(ctx)
     planning.check_budget(ctx, planning.plan(ctx))
-    _quiet_prefect()
-    from specstress.flows.stress_test import stress_test
+    t0 = time.monotonic()
+    prior = None if args.resend_errors else planning.reusable_run(ctx)
+    if prior is not None:   # a rerun with nothing to do: no Prefect, no emulator, no report rebuild
+        summary = planning.record_reuse(ctx, prior)
+        summary["seconds"] = round(time.monotonic() - t0, 2)
+    else:
+        _quiet_prefect()
+        from specstress.flows.stress_test import stress_test
 
-    summary = stress_test(args.spec_path, overrides, emulator_url=args.emulator_url, quiet=args.quiet,
-                          resend_errors=args.resend_errors)
+        summary = stress_test(args.spec_path, overrides, emulator_url=args.emulator_url, quiet=args.quiet,
+                              resend_errors=args.resend_errors)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
     built = ", ".join(summary["built"]) or "nothing (every artefact already existed)"
+    if summary.get("reused_from"):
+        built += f"; Prefect not started, report of run {summary['reused_from']} reused"
     print(f"run {summary['run_id']}: {summary['status']} in {summary['seconds']}s")
     print(f"  built: {built}")
     print(f"  calls sent: {summary['calls_sent']}, answered from the ledger: {summary['cache_hits']}, "

@@ -162,13 +162,29 @@ class Roles(_Strict):
     generators: Annotated[list[GeneratorRole], Field(min_length=1)]
     panel: Annotated[list[str], Field(min_length=2)]
     rubric: str
-    matcher: str
+    #: the matcher whose placements the analyses use (default: the first of ``matchers``)
+    matcher: str = ""
+    #: every matcher that places every scenario; the others' placements feed matcher_agreement and sensitivity
+    matchers: list[str] = Field(default_factory=list)
     topic_tagger: str | None = None
     refusal_classifier: str | None = None
     priority_describer: str | None = None
     compliance_judges: list[str] = Field(default_factory=list)
     taxonomy_expander: str | None = None
     embedder: EmbedderSpec = Field(default_factory=EmbedderSpec)
+
+    @model_validator(mode="after")
+    def _primary_matcher(self) -> Roles:
+        if not self.matcher:
+            if not self.matchers:
+                raise FieldError(("matcher",), "no matcher is named",
+                                 "set roles.matcher (or roles.matchers: [...]) to the model that places responses")
+            self.matcher = self.matchers[0]
+        return self
+
+    def extra_matchers(self) -> list[str]:
+        """The matchers besides ``matcher``, in the order given."""
+        return [m for m in dict.fromkeys(self.matchers) if m != self.matcher]
 
 
 # --------------------------------------------------------------------------- stages
@@ -377,6 +393,10 @@ class RunSpec(_Strict):
             check(("roles", role), getattr(r, role))
         for i, j in enumerate(r.compliance_judges):
             check(("roles", "compliance_judges", i), j)
+        for i, j in enumerate(r.matchers):
+            check(("roles", "matchers", i), j)
+            if j in r.matchers[:i]:
+                raise FieldError(("roles", "matchers", i), f"{j!r} is listed twice", "list each matcher once")
         if r.embedder.kind == "model":
             check(("roles", "embedder", "model"), r.embedder.model)
         for name, members in self.subsets.items():

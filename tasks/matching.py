@@ -99,22 +99,31 @@ class MatchingStage(Stage):
         if not present or it["spectra"] is None:
             return []
         base = {"query": it["query"], "value1": it["value1"], "value2": it["value2"], "spectra": it["spectra"]}
+        judge = it.get("judge") or spec.roles.matcher
         if spec.matching.mode == "per_response":
             tpl = load_template("matching_single")
-            return [(make_request(spec, spec.roles.matcher, tpl, {
+            return [(make_request(spec, judge, tpl, {
                 **base, "responses": f'<response id="R1">{it["responses"][m]}</response>', "n_responses": 1},
                 purpose=self.name, sample_index=sample), [m]) for m in present if only is None or m in only]
         tpl = load_template("matching")
         blocks = "\n\n".join(f'<response id="R{i + 1}">{it["responses"][m]}</response>' for i, m in enumerate(present))
-        return [(make_request(spec, spec.roles.matcher, tpl, {**base, "responses": blocks, "n_responses": len(present)},
+        return [(make_request(spec, judge, tpl, {**base, "responses": blocks, "n_responses": len(present)},
                               purpose=self.name, sample_index=sample), present)]
 
     def first_requests(self, ctx: RunContext, items: list[dict[str, Any]]) -> list[CallRequest]:
         return [r for it in items for r, _ in self._requests(ctx.spec, it, 0)]
 
     def run_shard(self, ctx: RunContext, items: list[dict[str, Any]], send: Sender) -> pa.Table:
+        """Place every item's responses; items may name their matcher (``judge``), else ``roles.matcher``."""
         spec = ctx.spec
-        judge = spec.roles.matcher
+        by_judge: dict[str, list[dict[str, Any]]] = {}
+        for it in items:
+            by_judge.setdefault(it.get("judge") or spec.roles.matcher, []).append(it)
+        tables = [self._place(ctx, judge, group, send) for judge, group in by_judge.items()]
+        return pa.concat_tables(tables) if tables else pa.Table.from_pylist([], schema=CLASSIFICATIONS_SCHEMA)
+
+    def _place(self, ctx: RunContext, judge: str, items: list[dict[str, Any]], send: Sender) -> pa.Table:
+        spec = ctx.spec
         # placements[(scenario, model)] = (slot -> place dict) ; status per (scenario, model)
         got: dict[tuple[str, str], dict[str, Any]] = {}
         status: dict[tuple[str, str], str] = {}
@@ -196,3 +205,33 @@ class MatchingStage(Stage):
         for s in table.column("status").to_pylist():
             counts[s] = counts.get(s, 0) + 1
         return {"rows": table.num_rows, "status": counts}
+
+
+@register_stage
+class MatcherPanelStage(MatchingStage):
+    """The same placements by every further matcher of ``roles.matchers``: the judge-swap data behind the
+    matcher_agreement and sensitivity views. The analyses keep reading ``classifications`` (``roles.matcher``).
+    Each matcher's calls go through the ledger, so adding a matcher later pays for that matcher only."""
+
+    name = "matcher_panel"
+
+    def enabled(self, spec: RunSpec) -> bool:
+        return bool(spec.roles.extra_matchers())
+
+    def models_used(self, spec: RunSpec) -> list[str]:
+        return spec.roles.extra_matchers()
+
+    def config(self, spec: RunSpec) -> dict[str, Any]:
+        m = spec.matching
+        extra = spec.roles.extra_matchers()
+        return {"matchers": models_config(spec, extra), "mode": m.mode, "shuffle": m.shuffle,
+                "max_reasks": m.max_reasks, "seed": spec.seed, "panel": list(spec.roles.panel)}
+
+    def plan(self, ctx: RunContext, inputs: Inputs) -> list[dict[str, Any]]:
+        base = super().plan(ctx, inputs)
+        return [{**it, "judge": judge} for judge in ctx.spec.roles.extra_matchers() for it in base]
+
+    def estimate(self, spec: RunSpec, counts: dict[str, int]) -> list[EstimateRow]:
+        one = super().estimate(spec, counts)[0]
+        return [EstimateRow(self.name, m, one.calls, one.input_tokens, one.output_tokens)
+                for m in spec.roles.extra_matchers()]

@@ -37,6 +37,7 @@ from specstress.tasks.refusals import REFUSALS_SCHEMA
 from specstress.tasks.registry import register_stage, stage_by_name
 from specstress.uncertainty import Block, bootstrap_sums, competition_ranks, interval, ratio
 from specstress.warehouse.sql_files import read_sql, render_sql, sql_list
+from specstress.warehouse.store import duckdb_connect
 
 UNCERTAINTY_SCHEMA = pa.schema([
     ("metric", pa.string()), ("subset", pa.string()), ("model_id", pa.string()), ("category", pa.string()),
@@ -109,7 +110,9 @@ def uncertainty_table(sources: dict[str, list[str] | pa.Table], models: list[str
     """The uncertainty rows. ``sources`` holds position_grid, pairs and disagreement, and may hold refusals,
     outliers and compliance (an analysis the run does not have is left out), each as Parquet paths or a table;
     ``priorities`` are value_priorities' rows (model_id, category, rank) for category_rank's estimate."""
-    con = duckdb.connect()
+    remote = next((p for src in sources.values() if isinstance(src, list) for p in src
+                   if "://" in p and not p.startswith("file://")), None)
+    con = duckdb_connect(remote) if remote else duckdb.connect()
     try:
         con.execute("SET preserve_insertion_order = false")
         for name in ("position_grid", "pairs", "disagreement", *OPTIONAL):

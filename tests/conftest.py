@@ -25,6 +25,15 @@ def shared_data() -> Path:
     return Path(env) if env else ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stage_registry():
+    """Every stage registered (as the CLI does before it opens the views), whatever test runs first: the views
+    give a stage the run did not build an empty relation with that stage's columns."""
+    from specstress.tasks.registry import discover
+
+    discover()
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """One Prefect test server for the session (about 10 s to start)."""

@@ -12,6 +12,7 @@ unit test fails :func:`test_every_registered_stage_has_unit_tests`.
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
@@ -1040,10 +1041,13 @@ def test_sender_refuses_unfinished_and_mostly_refused_batches():
 
 
 @pytest.mark.parametrize("name", [s.name for s in all_stages()])
-def test_stage_declaration(ctx, name):
+def test_stage_declaration(ctx, name, tmp_path):
     """Every stage: a schema, an estimate naming only the spec's models, and a stable artefact id."""
     st = stage_by_name(name)
     spec = ctx.spec
+    if not st.enabled(spec):   # the judge-swap stages need a second matcher
+        spec = make_ctx(tmp_path, **{"roles.matchers": ["judge-gpt", "judge-claude"]}).spec
+    assert st.enabled(spec)
     assert st.schema is not None and st.kind in ("compute", "calls")
     known = {m.id for m in spec.models}
     assert set(st.models_used(spec)) <= known
@@ -1139,6 +1143,103 @@ def test_uncertainty_intervals_around_the_views_numbers(ctx, tmp_path):
     assert not [r for r in got if r["metric"] in ("refusal_rate", "outlier_count", "fold_vs_random")]
 
 
+def test_matcher_panel_places_every_scenario_by_each_further_matcher(tmp_path):
+    """roles.matchers: the further matchers place the same items with their own calls; roles.matcher's calls
+    (the classifications stage) are the very same requests as with one matcher, so the ledger answers them."""
+    from specstress.tasks.matching import CLASSIFICATIONS_SCHEMA
+
+    one = make_ctx(tmp_path)
+    many = make_ctx(tmp_path, **{"roles.matchers": ["judge-gpt", "judge-claude", "judge-gemini"]})
+    st = stage_by_name("matcher_panel")
+    assert not st.enabled(one.spec) and st.enabled(many.spec)
+    assert st.models_used(many.spec) == ["judge-claude", "judge-gemini"]
+    assert [r.model_id for r in st.estimate(many.spec, {})] == ["judge-claude", "judge-gemini"]
+    base = stage_by_name("classifications")
+    assert [r.key for r in base.first_requests(many, base.plan(many, _matching_inputs(many)))] == \
+        [r.key for r in base.first_requests(one, base.plan(one, _matching_inputs(one)))]
+    items = st.plan(many, _matching_inputs(many))
+    assert [(it["judge"], it["scenario_id"]) for it in items][:5] == [
+        ("judge-claude", "s1"), ("judge-claude", "s2"), ("judge-claude", "s3"), ("judge-claude", "s4"),
+        ("judge-gemini", "s1")]
+    send = ScriptedSend(lambda req, batch: ok(req, _placements(req)))
+    t = st.run_shard(many, items, send)
+    assert_schema(t, CLASSIFICATIONS_SCHEMA)
+    assert {r.model_id for b in send.batches for r in b} == {"judge-claude", "judge-gemini"}
+    assert sum(len(b) for b in send.batches) == 2 * 3          # three scenarios with a spectrum, two matchers
+    rows = t.to_pylist()
+    assert {r["judge"] for r in rows} == {"judge-claude", "judge-gemini"}
+    assert len(rows) == 2 * 4 * len(PANEL) * 2                 # matcher x scenario x model x value
+
+
+def test_sensitivity_compares_each_matchers_conclusions(ctx):
+    """Two matchers that agree give overlap 1 everywhere; a matcher that reverses every placement keeps the
+    disagreement (D is symmetric) but turns every model's top categories into its bottom ones."""
+    from specstress.tasks.matching import CLASSIFICATIONS_SCHEMA
+    from specstress.tasks.pairs import PAIRS_SCHEMA
+    from specstress.tasks.sensitivity import SENSITIVITY_SCHEMA, sensitivity_table
+
+    cats = [f"Cat {c}" for c in "ABCDEF"]
+    pairs = table([pair_row(f"p{i}", f"a{i}", f"b{i}", cats[i % 6], cats[(i + 1) % 6]) for i in range(12)],
+                  PAIRS_SCHEMA)
+    panel = sorted(ctx.spec.roles.panel)
+    rows = {"judge-gpt": [], "same": [], "reversed": []}
+    rnd = random.Random(5)
+    for i in range(60):
+        for m in panel:
+            for slot in (1, 2):
+                pos = rnd.randint(0, 6)
+                for judge, p in (("judge-gpt", pos), ("same", pos), ("reversed", 6 - pos)):
+                    rows[judge].append({"scenario_id": f"s{i:02d}", "pair_id": f"p{i % 12}", "model_id": m,
+                                        "value_slot": slot, "value": "v", "position": p, "status": "ok",
+                                        "judge": judge})
+    placements = {j: table(r, CLASSIFICATIONS_SCHEMA) for j, r in rows.items()}
+    t = sensitivity_table(placements, pairs, subsets_table(ctx.spec), None, primary="judge-gpt", high=1.5,
+                          min_gap=4, min_share=9 / 11)
+    assert_schema(t, SENSITIVITY_SCHEMA)
+    got = t.to_pylist()
+    same = [r for r in got if r["matcher"] == "same"]
+    assert same and all(r["overlap"] == 1.0 for r in same if r["overlap"] is not None)
+    rev = {(r["conclusion"], r["model_id"]): r for r in got if r["matcher"] == "reversed"}
+    assert rev[("high_disagreement_set", None)]["overlap"] == 1.0     # D is symmetric under reversal
+    assert rev[("high_disagreement_set", None)]["n"] > 0
+    # reversed scores: the top 3 of 6 categories become the bottom 3 (ties aside)
+    assert sum(rev[("top3_categories", m)]["overlap"] for m in panel) / len(panel) < 0.2
+    assert {r["primary_matcher"] for r in got if r["matcher"] == "judge-gpt"} == {True}
+    assert not [r for r in got if r["conclusion"] == "fold_increase"]   # no compliance verdicts given
+
+
+def test_position_bias_flags_a_matcher_that_favours_the_first_shown_answer(tmp_path):
+    """classifications (roles.matcher) and matcher_panel (a further matcher) in; per matcher and value slot, the
+    mean position per presented slot and a within-scenario permutation test (tests/test_position_bias.py has more)."""
+    from specstress.tasks.matching import CLASSIFICATIONS_SCHEMA
+    from specstress.tasks.position_bias import POSITION_BIAS_SCHEMA
+
+    many = make_ctx(tmp_path, **{"roles.matchers": ["judge-gpt", "judge-claude"]})
+    st = stage_by_name("position_bias")
+    assert st.inputs_for(many.spec) == ("classifications", "matcher_panel")
+    rnd = random.Random(2)
+    rows = {"judge-gpt": [], "judge-claude": []}
+    for s in range(120):
+        base = rnd.randint(1, 5)
+        order = rnd.sample(range(len(PANEL)), len(PANEL))
+        for m, k in zip(PANEL, order, strict=True):
+            for judge, out in rows.items():
+                shift = 1 if judge == "judge-claude" and k == 0 else 0      # judge-claude favours the first shown
+                for slot in (1, 2):
+                    out.append({"scenario_id": f"s{s}", "model_id": m, "value_slot": slot, "status": "ok",
+                                "position": min(6, base + rnd.randint(-1, 1) + shift), "judge": judge,
+                                "presented_index": k})
+    t = st.compute(many, make_inputs({"classifications": table(rows["judge-gpt"], CLASSIFICATIONS_SCHEMA),
+                                      "matcher_panel": table(rows["judge-claude"], CLASSIFICATIONS_SCHEMA)}))
+    assert_schema(t, POSITION_BIAS_SCHEMA)
+    got = by(t.to_pylist(), "judge", "value_slot", "presented_index")
+    assert len(got) == 2 * 3 * len(PANEL) and got[("judge-gpt", "all", 0)]["n"] == 240
+    assert got[("judge-claude", "all", 0)]["biased"] and got[("judge-claude", "1", 0)]["p_value"] < 0.01
+    assert not got[("judge-gpt", "all", 0)]["biased"] and got[("judge-gpt", "all", 0)]["primary_matcher"]
+    assert got[("judge-claude", "all", 0)]["deviation"] > 0.5
+    assert st.summarize(t)["p_value"]["judge-gpt"] > 0.01
+
+
 COVERAGE: dict[str, list[str]] = {
     "taxonomy": ["test_taxonomy_from_file", "test_taxonomy_expand_adds_only_new_distinct_values"],
     "pairs": ["test_pairs_sample_distinct_oriented_pairs", "test_pairs_categories_filter_and_errors"],
@@ -1162,6 +1263,9 @@ COVERAGE: dict[str, list[str]] = {
     "value_priorities": ["test_value_priorities_scores"],
     "value_strengths": ["test_value_strengths_bradley_terry_from_duels"],
     "uncertainty": ["test_uncertainty_intervals_around_the_views_numbers"],
+    "matcher_panel": ["test_matcher_panel_places_every_scenario_by_each_further_matcher"],
+    "sensitivity": ["test_sensitivity_compares_each_matchers_conclusions"],
+    "position_bias": ["test_position_bias_flags_a_matcher_that_favours_the_first_shown_answer"],
 }
 
 

@@ -197,7 +197,8 @@ class Ledger:
     # ------------------------------------------------------------------ reading
 
     def files(self) -> list[str]:
-        return self.wh.glob("ledger", "part-*.parquet")
+        """The live parts: every part minus those a compaction has merged into a newer one."""
+        return live_parts(self.wh)
 
     def lookup(self, keys: Iterable[str]) -> dict[str, CallResult]:
         """Final results for those of ``keys`` that have one (buffered rows included)."""
@@ -303,22 +304,123 @@ class Ledger:
 
     # ------------------------------------------------------------------ maintenance
 
-    def compact(self, min_files: int = 8) -> int:
-        """Merge small parts into one (written first, then the merged-away parts are deleted).
+    def compact(self, min_files: int = 8, grace_s: float | None = None) -> int:
+        """Merge the live parts into one, if there are ``min_files`` of them; returns how many were merged.
 
-        Readers dedupe by key, so a crash between the two steps leaves duplicates, not losses.
+        Safe with concurrent runs and readers on local disk and object storage:
+
+        - one compaction at a time: a lease file (``ledger/_compaction.lock``) created with an exclusive
+          create; a lease older than :data:`LEASE_S` belongs to a dead compaction and is broken;
+        - nothing disappears under a reader: the merged part is written first, then a manifest in
+          ``ledger/_retired/`` names the parts it replaces. Readers read the manifests before listing the
+          parts and skip the retired ones (so a merged part is always listed when its sources are
+          skipped); the retired parts are deleted by a later compaction, :data:`RETIRE_GRACE_S` after.
+          A crash anywhere leaves duplicates, which every reader drops by key, never a loss.
         """
         self.flush()
-        files = self.files()
-        if len(files) < min_files:
+        grace = RETIRE_GRACE_S if grace_s is None else grace_s
+        token = acquire_lease(self.wh)
+        if token is None:   # another run is compacting: its merge covers these parts or the next one will
             return 0
-        table = self.wh.read_table(files)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        self.wh.write_table(["ledger", f"part-{stamp}-compact-{uuid.uuid4().hex[:8]}.parquet"],
-                            table.cast(LEDGER_SCHEMA) if table.schema != LEDGER_SCHEMA else table)
-        for f in files:
-            self.wh.fs.rm(f.split("://", 1)[-1] if not self.wh.is_local else f)
-        return len(files)
+        try:
+            purge_retired(self.wh, grace)
+            files = self.files()
+            if len(files) < min_files:
+                return 0
+            table = self.wh.read_table(files)
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            merged = f"part-{stamp}-compact-{uuid.uuid4().hex[:8]}.parquet"
+            self.wh.write_table(["ledger", merged],
+                                table.cast(LEDGER_SCHEMA) if table.schema != LEDGER_SCHEMA else table)
+            manifest = {"merged": merged, "parts": [f.rsplit("/", 1)[-1] for f in files], "retired_at": time.time()}
+            self.wh.write_text(f"ledger/_retired/{merged.removesuffix('.parquet')}.json", json.dumps(manifest))
+            return len(files)
+        finally:
+            release_lease(self.wh, token)
+
+
+#: how long a compaction's lease on the ledger lasts; an older lease is taken as a dead compaction's
+LEASE_S = 600.0
+#: how long merged-away parts stay on disk after their compaction (a reader that listed them keeps working)
+RETIRE_GRACE_S = 900.0
+LOCK = "ledger/_compaction.lock"
+
+
+def _read_json(wh: Warehouse, rel: str) -> dict[str, Any] | None:
+    try:
+        with wh.fs.open(wh._fs_path(*rel.split("/")), "rb") as fh:
+            return json.loads(fh.read().decode("utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def retired_parts(wh: Warehouse) -> dict[str, dict[str, Any]]:
+    """The compaction manifests still on disk, by file name."""
+    out = {}
+    for path in wh.glob("ledger", "_retired", "*.json"):
+        name = path.rsplit("/", 1)[-1]
+        data = _read_json(wh, f"ledger/_retired/{name}")
+        if data is not None:
+            out[name] = data
+    return out
+
+
+def live_parts(wh: Warehouse) -> list[str]:
+    """The ledger parts a reader should read. The manifests are read first, then the parts listed: a part is
+    skipped only when a manifest says so, and a manifest is written after its merged part, so every row
+    stays readable (at worst twice, which readers dedupe by key)."""
+    retired = {p for m in retired_parts(wh).values() for p in m.get("parts", [])}
+    return [f for f in wh.glob("ledger", "part-*.parquet") if f.rsplit("/", 1)[-1] not in retired]
+
+
+def acquire_lease(wh: Warehouse) -> str | None:
+    """Take the compaction lease; returns its token, or None when a live lease is held by someone else."""
+    token = uuid.uuid4().hex
+    path = wh._fs_path(*LOCK.split("/"))
+    wh.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    for _ in range(2):
+        try:
+            with wh.fs.open(path, "xb") as fh:   # an exclusive create: O_EXCL, or a conditional put
+                fh.write(json.dumps({"token": token, "pid": os.getpid(), "expires": time.time() + LEASE_S}).encode())
+            return token
+        except FileExistsError:
+            held = _read_json(wh, LOCK)
+            if held is not None and float(held.get("expires", 0)) > time.time():
+                return None
+            try:   # a dead compaction's lease (or one being written): break it once, then try again
+                if held is None or _read_json(wh, LOCK) == held:
+                    wh.fs.rm(path)
+            except FileNotFoundError:
+                pass
+    return None
+
+
+def release_lease(wh: Warehouse, token: str) -> None:
+    held = _read_json(wh, LOCK)
+    if held is not None and held.get("token") == token:
+        try:
+            wh.fs.rm(wh._fs_path(*LOCK.split("/")))
+        except FileNotFoundError:
+            pass
+
+
+def purge_retired(wh: Warehouse, grace_s: float) -> int:
+    """Delete the parts that compactions retired more than ``grace_s`` ago (then their manifests)."""
+    removed = 0
+    for name, m in retired_parts(wh).items():
+        if float(m.get("retired_at", 0)) + grace_s > time.time():
+            continue
+        for part in m.get("parts", []):
+            try:
+                wh.fs.rm(wh._fs_path("ledger", part))
+                removed += 1
+            except FileNotFoundError:
+                pass
+        try:
+            wh.fs.rm(wh._fs_path("ledger", "_retired", name))
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def _list_sql(files: list[str]) -> str:

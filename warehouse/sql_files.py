@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from specstress.hashing import sha256_hex
+from specstress.warehouse.store import duckdb_connect
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 _VAR = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
@@ -102,7 +103,9 @@ def run_model(name: str, sources: dict[str, list[str] | pa.Table], params: dict[
     may pass only the raw inputs. ``name`` may be ``reference/<model>`` for a plain reference model.
     """
     params = params or {}
-    con = duckdb.connect()
+    remote = next((p for src in sources.values() if isinstance(src, list) for p in src
+                   if "://" in p and not p.startswith("file://")), None)
+    con = duckdb_connect(remote) if remote else duckdb.connect()
     try:
         con.execute("SET preserve_insertion_order = false")  # artefacts have no row order to keep
         if threads:

@@ -94,25 +94,46 @@ RUN_SCHEMA = pa.schema(
 )
 
 
+#: whether DuckDB's httpfs extension could be loaded in this process (None: not tried yet)
+_HTTPFS: bool | None = None
+
+
 def duckdb_connect(root: str | None = None) -> duckdb.DuckDBPyConnection:  # noqa: F821
     """A DuckDB connection that can read the warehouse root: local paths as they are; ``s3://`` and
-    ``gs://`` through the httpfs extension and the cloud credential chain (the extension is downloaded
-    on first use, which needs network)."""
+    ``gs://`` through the httpfs extension and the cloud credential chain where the extension can be
+    loaded (installed, or downloadable), otherwise through the warehouse's own fsspec filesystem (s3fs,
+    gcsfs), registered with DuckDB: slower for large scans, but it needs no download and uses the same
+    credentials and endpoint (``AWS_ENDPOINT_URL`` etc.) as the warehouse's writes."""
+    global _HTTPFS
     import duckdb
 
     con = duckdb.connect()
-    if root and "://" in root and not root.startswith("file://"):
-        proto = root.split("://", 1)[0]
+    if not root or "://" not in root or root.startswith("file://"):
+        return con
+    proto = root.split("://", 1)[0]
+    if _HTTPFS is not False and os.environ.get("SPECSTRESS_DUCKDB_FSSPEC") != "1":
         try:
-            con.execute("INSTALL httpfs; LOAD httpfs;")
+            try:
+                con.execute("LOAD httpfs")
+            except Exception:  # noqa: BLE001
+                con.execute("INSTALL httpfs; LOAD httpfs;")
             if proto in ("s3", "s3a"):
                 con.execute("CREATE OR REPLACE SECRET specstress_s3 (TYPE s3, PROVIDER credential_chain)")
             elif proto in ("gs", "gcs"):
                 con.execute("CREATE OR REPLACE SECRET specstress_gcs (TYPE gcs, PROVIDER credential_chain)")
-        except Exception as exc:  # noqa: BLE001
+            _HTTPFS = True
+            return con
+        except Exception:  # noqa: BLE001 - offline, or no credential chain: fall back to fsspec
+            _HTTPFS = False
             con.close()
-            raise RuntimeError(f"DuckDB cannot read {root}: {exc}. Fix: allow it to download the httpfs extension "
-                               "once (INSTALL httpfs), and configure cloud credentials (see README, object storage).") from None
+            con = duckdb.connect()
+    try:
+        con.register_filesystem(fsspec.core.url_to_fs(root)[0])
+    except Exception as exc:  # noqa: BLE001
+        con.close()
+        raise RuntimeError(f"DuckDB cannot read {root}: {exc}. Fix: install the fsspec filesystem for "
+                           f"{proto}:// (s3fs, gcsfs) and configure its credentials, or let DuckDB load its httpfs "
+                           "extension (see README, object storage).") from None
     return con
 
 

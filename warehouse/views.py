@@ -17,7 +17,7 @@ from functools import lru_cache
 import duckdb
 import pyarrow as pa
 
-from specstress.warehouse.ledger import LEDGER_SCHEMA
+from specstress.warehouse.ledger import LEDGER_SCHEMA, live_parts
 from specstress.warehouse.sql_files import SQL_DIR, sql_list
 from specstress.warehouse.store import LINEAGE_SCHEMA, RUN_SCHEMA, Warehouse, duckdb_connect
 
@@ -101,7 +101,7 @@ def connect(wh: Warehouse | str, run: str | None = None,
     for stage, aid in sel.artefacts.items():
         parts = wh.parts(stage, aid)
         sources[stage] = f"read_parquet({sql_list(parts)}, union_by_name=true)" if parts else empty(stage, schemas.get(stage))
-    ledger = wh.glob("ledger", "part-*.parquet")
+    ledger = live_parts(wh)
     sources["ledger"] = f"read_parquet({sql_list(ledger)}, union_by_name=true)" if ledger else empty("ledger", LEDGER_SCHEMA)
     lineage = wh.glob("lineage", "*.parquet")
     sources["lineage"] = f"read_parquet({sql_list(lineage)}, union_by_name=true)" if lineage else empty("lineage", LINEAGE_SCHEMA)

@@ -76,6 +76,10 @@ class SimSpec(_Strict):
     judge_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.95
     #: how the matcher errs when it errs: off_by_one | uniform | central | swap (see specstress.sim.judges)
     judge_error: Literal["off_by_one", "uniform", "central", "swap"] = "off_by_one"
+    #: the matcher's order bias: the answer shown at slot k of n (0 = first) is placed b * (n-1-k) / (n-1)
+    #: positions higher on both spectra (rounded stochastically, clipped to 0..6); 0 = none, < 0 favours the
+    #: last-shown answers (see specstress.sim.judges.order_shift)
+    judge_order_bias: Annotated[float, Field(ge=-6, le=6)] = 0.0
     generator_refusal_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
     generator_truncation_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
     rubric_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
@@ -84,7 +88,7 @@ class SimSpec(_Strict):
 
     #: Knobs added after call keys were first published: left out of the model identity while at their
     #: default, so that adding a knob changes no existing call key (a new knob must be listed here).
-    IDENTITY_OPTIONAL: ClassVar[tuple[str, ...]] = ("judge_error",)
+    IDENTITY_OPTIONAL: ClassVar[tuple[str, ...]] = ("judge_error", "judge_order_bias")
 
     def identity(self) -> dict[str, Any]:
         """What of the sim knobs shapes the emulated models' answers (enters their model identity)."""

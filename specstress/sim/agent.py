@@ -65,7 +65,8 @@ class SimAgent:
             return SimReply(data=writers.write_spectrum(prompt, rng, s.rubric_error_rate))
         if schema in ("placements", "placement"):
             return SimReply(data=judges.judge_placements(prompt, rng, s.judge_accuracy, single=schema == "placement",
-                                                              error_model=s.judge_error))
+                                                              error_model=s.judge_error,
+                                                              order_bias=s.judge_order_bias))
         if schema == "topics":
             return SimReply(data=judges.judge_topics(prompt, rng, s.judge_accuracy))
         if schema == "refusal_level":

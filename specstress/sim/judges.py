@@ -3,6 +3,7 @@ nothing else. ``accuracy`` is the chance a placement is read correctly; misreads
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from typing import Any
@@ -90,8 +91,22 @@ def _misread(pos: int, rng: random.Random, error_model: str) -> int:
     return min(6, max(0, pos + rng.choice((-1, 1))))
 
 
+def order_shift(k: int, n: int, bias: float, rng: random.Random) -> int:
+    """How far a biased matcher moves the answer shown at slot ``k`` of ``n`` (0 = first): ``bias * (n-1-k) /
+    (n-1)`` positions, rounded stochastically (1.3 is 1 with probability 0.7, else 2), so that the expected
+    shift is exact; the first-shown answer moves by ``bias``, the last by 0. No draw when nothing moves."""
+    if n < 2 or not bias:
+        return 0
+    x = bias * (n - 1 - k) / (n - 1)
+    whole = math.floor(x)
+    return whole + (1 if x > whole and rng.random() < x - whole else 0)
+
+
 def judge_placements(prompt: str, rng: random.Random, accuracy: float, single: bool,
-                     error_model: str = "off_by_one") -> dict[str, Any]:
+                     error_model: str = "off_by_one", order_bias: float = 0.0) -> dict[str, Any]:
+    """Placements of every response of a matching prompt. ``order_bias`` (``emulator.sim.judge_order_bias``)
+    shifts each placement by :func:`order_shift` of its response's place in the prompt, after every other
+    draw, so a biased judge's placements are the unbiased ones plus the shift."""
     spectra = parse_spectra(prompt)
     responses = parse_responses(prompt)
     v1 = spectra.get("value1", (tag(prompt, "value1") or "", None))
@@ -114,6 +129,10 @@ def judge_placements(prompt: str, rng: random.Random, accuracy: float, single: b
         if error_model == "swap" and lvl < 4 and rng.random() > accuracy:
             item["value1"]["position"], item["value2"]["position"] = item["value2"]["position"], item["value1"]["position"]
         placements.append(item)
+    for k, item in enumerate(placements):
+        shift = order_shift(k, len(placements), order_bias, rng)
+        for slot in ("value1", "value2") if shift else ():
+            item[slot]["position"] = min(6, max(0, item[slot]["position"] + shift))
     if single:
         first = placements[0] if placements else {
             "value1": {"reasoning": "no response found", "position": 3, "confidence": 0.1},
