@@ -123,3 +123,44 @@ def test_a_failed_flush_loses_nothing(tmp_path, monkeypatch):
     record(led, req("later"), Outcome.OK)
     assert led.flush() == 4  # the three rows came back, ahead of the new one
     assert Ledger(wh).final_keys(r.key for r in reqs) == {r.key for r in reqs}
+
+
+def test_a_killed_writer_loses_no_finished_call(tmp_path):
+    """Rows appended but not yet flushed when the process is killed are in its write-ahead log; the next
+    ledger with wal=True writes them as a part and removes the log."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from specstress.warehouse.ledger import wal_dir
+
+    root = str(tmp_path / "wh")
+    child = textwrap.dedent(f"""
+        import os, signal
+        from specstress.domain import CallRequest, CallResult, Usage
+        from specstress.warehouse.ledger import Ledger, make_row
+        from specstress.warehouse.store import Warehouse, utcnow
+        led = Ledger(Warehouse({root!r}), flush_rows=10, flush_seconds=999, wal=True)
+        for i in range(25):
+            r = CallRequest(provider="openai", model="m", messages=[{{"role": "user", "content": f"k{{i}}"}}],
+                            params={{"max_tokens": 10}}, model_id="m1", purpose="test")
+            res = CallResult(key=r.key, outcome="ok", text=f"t{{i}}", usage=Usage(10, 0, 5, 0), cost_usd=0.01, attempts=1)
+            led.append(make_row(r, res, "run-1", utcnow(), [200]))
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True)
+    assert proc.returncode == -9
+    wh = Warehouse(root)
+    keys = [req(f"k{i}").key for i in range(25)]
+    assert len(Ledger(wh).final_keys(keys)) == 20          # two parts of 10 were flushed; 5 rows only in the WAL
+    assert len(os.listdir(wal_dir(wh))) == 1
+    led = Ledger(wh, wal=True)                              # a run's ledger recovers dead writers' logs
+    assert led.final_keys(keys) == set(keys)
+    assert led.lookup([keys[24]])[keys[24]].text == "t24"
+    assert os.listdir(wal_dir(wh)) == []
+    for i in range(3):                                      # a live writer's log goes once its rows are flushed
+        record(led, req(f"new{i}"), Outcome.OK)
+    assert len(os.listdir(wal_dir(wh))) == 1
+    led.flush()
+    assert os.listdir(wal_dir(wh)) == []

@@ -10,8 +10,10 @@ future column must come with a compaction that rewrites old parts.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import socket
 import threading
 import time
 import uuid
@@ -20,8 +22,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from specstress.crashpoints import crashpoint
 from specstress.domain import FINAL_OUTCOMES, CallRequest, CallResult, Usage
-from specstress.hashing import canonical_json
+from specstress.hashing import canonical_json, sha256_hex
 from specstress.warehouse.store import Warehouse, duckdb_connect, utcnow
 
 LEDGER_SCHEMA = pa.schema(
@@ -122,11 +125,50 @@ def row_to_result(row: dict[str, Any]) -> CallResult:
     )
 
 
+def wal_dir(wh: Warehouse) -> str:
+    """Where a warehouse's write-ahead logs live: under a local root, ``ledger/_wal``; for object storage a
+    local folder keyed by the root (a killed run is resumed on the machine that ran it)."""
+    if wh.is_local:
+        return os.path.join(wh._fs_path("ledger"), "_wal")
+    base = os.environ.get("SPECSTRESS_WAL_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "specstress", "wal")
+    return os.path.join(base, sha256_hex(wh.root)[:16])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:   # a zombie has finished
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, dt.datetime):
+        return {"__dt__": v.isoformat()}
+    raise TypeError(f"not JSON: {type(v).__name__}")
+
+
+def _row_from_json(row: dict[str, Any]) -> dict[str, Any]:
+    for k in ("started_at", "finished_at"):
+        v = row.get(k)
+        if isinstance(v, dict) and "__dt__" in v:
+            row[k] = dt.datetime.fromisoformat(v["__dt__"])
+    if not row.get("key"):
+        raise KeyError("key")
+    return row
+
+
 class Ledger:
     """Append-only, buffered, content-addressed record of every call. Thread-safe."""
 
     def __init__(self, warehouse: Warehouse, flush_rows: int = 250, flush_seconds: float = 2.0,
-                 resend_errors: bool = False) -> None:
+                 resend_errors: bool = False, wal: bool = False) -> None:
         self.wh = warehouse
         # With resend_errors, calls that ended permanent_error or parse_error count as unfinished.
         self.hit_filter = "final AND outcome NOT IN ('permanent_error', 'parse_error')" if resend_errors else "final"
@@ -140,6 +182,14 @@ class Ledger:
         self._last_flush = time.monotonic()
         self._seq = 0
         self._writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # the write-ahead log: every appended row is also written at once to a local file, so a process
+        # killed between flushes loses no finished call (the next run's recover() writes them as a part)
+        self._wal_dir = wal_dir(warehouse) if wal else None
+        self._wal_file: Any = None
+        self._wal_path: str | None = None
+        self._wal_done: list[str] = []    # WAL files whose rows are all in the buffer or in parts
+        if self._wal_dir is not None:
+            self.recover()
 
     # ------------------------------------------------------------------ writing
 
@@ -147,6 +197,8 @@ class Ledger:
         """Buffer one row. With ``flush`` (the default) a full or old buffer is written at once; the
         engine passes ``flush=False`` and leaves writing to its ticker thread, off its event loop."""
         with self._lock:
+            if self._wal_dir is not None:
+                self._wal_write(row)
             self._buf.append(row)
             if row["final"]:
                 self._pending[row["key"]] = row
@@ -177,6 +229,10 @@ class Ledger:
             with self._lock:
                 rows, self._buf = self._buf, []
                 self._last_flush = time.monotonic()
+                if self._wal_path is not None and rows:   # new rows go to a new WAL file from here on
+                    self._wal_file.close()
+                    self._wal_done.append(self._wal_path)
+                    self._wal_file = self._wal_path = None
             if not rows:
                 return 0
             self._seq += 1
@@ -192,7 +248,56 @@ class Ledger:
                 for r in rows:
                     if r["final"] and self._pending.get(r["key"]) is r:
                         del self._pending[r["key"]]
+                done, self._wal_done = self._wal_done, []
+            for path in done:   # their rows are in a part now
+                try:
+                    os.remove(path)
+                except FileNotFoundError:
+                    pass
             return len(rows)
+
+    # ------------------------------------------------------------------ write-ahead log
+
+    def _wal_write(self, row: dict[str, Any]) -> None:
+        """Append one row to this writer's WAL file (called under the lock). A write goes to the OS at once,
+        so it survives SIGKILL of this process (not a power cut: there is no fsync per row)."""
+        if self._wal_file is None:
+            os.makedirs(self._wal_dir, exist_ok=True)
+            self._wal_path = os.path.join(self._wal_dir, f"{socket.gethostname()}~{self._writer_id}-{uuid.uuid4().hex[:6]}.jsonl")
+            self._wal_file = open(self._wal_path, "a", encoding="utf-8", buffering=1)   # noqa: SIM115
+        self._wal_file.write(json.dumps(row, default=_json_default) + "\n")
+
+    def recover(self) -> int:
+        """Write the rows of dead writers' WAL files (this host's processes no longer running) as one ledger
+        part, then delete those files. Returns the number of rows recovered."""
+        if self._wal_dir is None or not os.path.isdir(self._wal_dir):
+            return 0
+        rows, files = [], []
+        for name in sorted(os.listdir(self._wal_dir)):
+            if not name.endswith(".jsonl"):
+                continue
+            host, _, rest = name.partition("~")
+            pid = int(rest.split("-", 1)[0]) if rest.split("-", 1)[0].isdigit() else -1
+            if host == socket.gethostname() and pid > 0 and _alive(pid):
+                continue   # a live writer (another run on this warehouse)
+            path = os.path.join(self._wal_dir, name)
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        rows.append(_row_from_json(json.loads(line)))
+                    except (ValueError, KeyError, TypeError):
+                        continue   # the line a kill cut short
+            files.append(path)
+        if rows:
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            self.wh.write_table(["ledger", f"part-{stamp}-recovered-{uuid.uuid4().hex[:8]}.parquet"],
+                                pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA))
+        for path in files:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+        return len(rows)
 
     # ------------------------------------------------------------------ reading
 
@@ -332,6 +437,7 @@ class Ledger:
             merged = f"part-{stamp}-compact-{uuid.uuid4().hex[:8]}.parquet"
             self.wh.write_table(["ledger", merged],
                                 table.cast(LEDGER_SCHEMA) if table.schema != LEDGER_SCHEMA else table)
+            crashpoint("compact")
             manifest = {"merged": merged, "parts": [f.rsplit("/", 1)[-1] for f in files], "retired_at": time.time()}
             self.wh.write_text(f"ledger/_retired/{merged.removesuffix('.parquet')}.json", json.dumps(manifest))
             return len(files)

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from specstress import __version__
+from specstress.crashpoints import crashpoint
 
 #: Rows per Parquet row group. DuckDB scans a file's row groups in parallel, so a part of a few
 #: hundred thousand rows written as one row group (pyarrow's default holds 1M rows) is read by one thread.
@@ -199,6 +200,7 @@ class Warehouse:
         tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet"
         with self.fs.open(tmp, "wb") as fh:
             pq.write_table(table, fh, **parquet_options(table))
+        crashpoint(f"write:{parts[0]}")
         self.fs.mv(tmp, final)
         return self.path(*parts)
 
@@ -231,6 +233,7 @@ class Warehouse:
         tmp = f"{folder}/.tmp-{uuid.uuid4().hex}"
         with self.fs.open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
+        crashpoint(f"write_text:{rel.split('/', 1)[0]}")
         self.fs.mv(tmp, final)
         return self.path(rel)
 

@@ -49,6 +49,9 @@ class Faults(_Strict):
     outages: list[Outage] = Field(default_factory=list)
     usage_multiplier: Annotated[float, Field(gt=0)] = 1.0  # report more tokens than produced: costlier than planned
     echo_auth_rate: Annotated[float, Field(ge=0, le=1)] = 0.0  # a 400 whose body echoes the credential sent
+    #: judges' structured outputs made hostile (injected instructions, forged ids, huge or control-character
+    #: text; see specstress/emulator/hostile.py), picked by call key
+    hostile_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
 class Persona(_Strict):

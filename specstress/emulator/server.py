@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from specstress.embedding import hashed_embedding
+from specstress.emulator import hostile
 from specstress.emulator.config import Faults, Persona, SimSpec
 from specstress.sim.agent import SimAgent, SimReply
 from specstress.taxonomy import ValueIndex
@@ -84,6 +85,7 @@ class EmulatorState:
         self.max_in_flight = 0
         self.hangs = 0
         self.malformed = 0
+        self.hostile = 0
         self.disconnected = 0
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._outage_start = time.monotonic()
@@ -107,11 +109,13 @@ class EmulatorState:
             "completed_keys": len(self.completions),
             "duplicate_completions": dup,
             "max_completions_per_key": max(self.completions.values(), default=0),
+            "keys_completed_more_than_once": sum(1 for v in self.completions.values() if v > 1),
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
             "max_in_flight": self.max_in_flight,
             "hangs": self.hangs,
             "malformed": self.malformed,
+            "hostile": self.hostile,
             "disconnected": self.disconnected,
             "uptime_s": round(time.monotonic() - self.started, 3),
         }
@@ -293,6 +297,10 @@ class Emulator:
                 st.malformed += 1
                 st.by_status[200] += 1
                 return Response('{"id": "broken", "choices": [', media_type="application/json")
+            if await request.is_disconnected():
+                # the client is gone (e.g. killed while waiting): nothing is delivered, nothing completed
+                st.disconnected += 1
+                return Response(status_code=499)
             body, out_tokens = produce()
             if f.usage_multiplier != 1.0:
                 _scale_usage(body, f.usage_multiplier)
@@ -313,6 +321,9 @@ class Emulator:
         reply = self.state.agent.respond(model, system, messages, schema, salt)
         f = self.state.faults
         rng = self.state.rng
+        if f.hostile_rate and schema in hostile.JUDGE_SCHEMAS and reply.data is not None and hostile.picked(salt, f.hostile_rate):
+            self.state.hostile += 1
+            return SimReply(data=hostile.hostile(reply.data, salt), finish=reply.finish)
         if reply.finish == "stop" and f.refusal_rate and rng.random() < f.refusal_rate:
             return SimReply(text="I'm not able to help with that request.", finish="refusal")
         if reply.finish == "stop" and f.truncation_rate and rng.random() < f.truncation_rate:

@@ -340,7 +340,7 @@ class Engine(CallEngine):
         self.prices = PriceTable.load(self.spec.resolve(self.spec.prices))
         self.retry = self.spec.retry
         if store is None:
-            store = Ledger(self.warehouse, resend_errors=bool(getattr(ctx, "resend_errors", False)))
+            store = Ledger(self.warehouse, resend_errors=bool(getattr(ctx, "resend_errors", False)), wal=True)
         super().__init__(
             store, self._make_adapter, run_id=ctx.run_id, policy=RetryPolicy.from_spec(self.retry, self.spec.seed),
             limiter_for=self._make_limiter, price_for=self._price, budget_usd=float(self.spec.budget_usd),
