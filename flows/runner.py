@@ -142,6 +142,14 @@ def _progress(ctx: RunContext, stage: Stage, total: int) -> Any:
     yield update
 
 
+def reuse_stage(ctx: RunContext, stage: Stage, aid: str, existing: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a stage whose artefact exists (and its 'reused' artifact in Prefect)."""
+    reused = {"stage": stage.name, "artefact_id": aid, "status": "reused", "rows": existing["row_count"],
+              "summary": json.loads(existing["summary_json"] or "{}"), "seconds": 0.0}
+    _publish_reused(ctx, stage, reused, existing)
+    return reused
+
+
 def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[str, Any]:
     """Build ``stage``'s artefact unless it exists; returns a small summary dict."""
     from specstress.tasks.shard import compute_task, shard_task
@@ -152,10 +160,7 @@ def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[st
     t0 = time.monotonic()
     existing = wh.lineage_row(aid)
     if existing is not None:
-        reused = {"stage": stage.name, "artefact_id": aid, "status": "reused", "rows": existing["row_count"],
-                  "summary": json.loads(existing["summary_json"] or "{}"), "seconds": 0.0}
-        _publish_reused(ctx, stage, reused, existing)
-        return reused
+        return reuse_stage(ctx, stage, aid, existing)
     inputs = Inputs(input_ids(stage, ids, spec), ArtefactLoader(wh))
     for name, iid in inputs.ids.items():
         if not wh.has_artefact(iid):

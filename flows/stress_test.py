@@ -18,7 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from specstress.context import RunContext
 from specstress.errors import BudgetExceeded
 from specstress.flows import planning
-from specstress.flows.runner import artifact_key, dask_cluster_for
+from specstress.flows.runner import artifact_key, dask_cluster_for, reuse_stage
 from specstress.flows.stages import overrides_source, parent_run_name, run_stage_subflow
 from specstress.providers.engine import close_engine
 from specstress.providers.services import run_services
@@ -56,7 +56,11 @@ def stress_test(spec_path: str, overrides: dict[str, Any] | None = None, run_id:
             for stage in active_stages(spec):
                 if not quiet:
                     print(f"stage {stage.name}: starting", file=sys.stderr)
-                res = run_stage_subflow(stage.name, ctx)
+                existing = wh.lineage_row(ids[stage.name])
+                # a stage already in the warehouse needs no subflow: resuming a long run costs seconds, not one
+                # Prefect subflow per finished stage
+                res = (reuse_stage(ctx, stage, ids[stage.name], existing) if existing is not None
+                       else run_stage_subflow(stage.name, ctx))
                 results.append(res)
                 services.after_stage(stage.name, lambda n=stage.name: wh.read_artefact(n, ids[n]))
                 if not quiet:

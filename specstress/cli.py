@@ -321,6 +321,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The local, read-only results explorer (specstress/explorer): prints its URL, serves until Ctrl-C."""
+    wh = _warehouse_from(args)
+    if not Path(wh).exists() and "://" not in wh:
+        print(f"no warehouse at {wh}. Fix: run `specstress run specs/runs/demo.yaml` first, or pass --warehouse.",
+              file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from specstress.explorer.app import create_app
+
+    try:
+        app = create_app(wh, args.run)
+    except ValueError as exc:  # an unknown --run
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"specstress explorer on http://{host}:{args.port}/ (warehouse {wh}); Ctrl-C stops it", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: listening on {args.host}: anyone who can reach this machine can read the results",
+              file=sys.stderr)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on
+        pass
+    print("explorer stopped", file=sys.stderr)
+    return 0
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from specstress.emulator.config import Faults
     from specstress.emulator.plugin import emulator_config, make_server
@@ -466,6 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--warehouse")
     rp.add_argument("--spec")
     rp.set_defaults(func=cmd_report)
+
+    sv = sub.add_parser("serve", help="explore the results in a browser: a local, read-only web app")
+    sv.add_argument("--warehouse", help=f"warehouse root (default: ${DEFAULT_WAREHOUSE_ENV} or .specstress/warehouse)")
+    sv.add_argument("--spec", help="take the warehouse root from this run spec")
+    sv.add_argument("--run", help="run id or name shown first (default: the latest completed run)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    sv.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("emulator", help="serve the loopback provider emulator (OpenAI, Anthropic, Gemini)")
     e.add_argument("--port", type=int, default=8765)

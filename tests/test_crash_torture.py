@@ -98,8 +98,9 @@ def test_killed_at_planted_points_the_demo_resumes_to_the_same_warehouse(demo_ru
         if view in ("responses", "refusals", "classifications", "compliance", "topics"):
             mine, theirs = len(mine), len(theirs)   # text equal, but latency/cost columns differ per run
         assert mine == theirs, view
-    # a call answered and recorded is never sent again; only calls in flight when a kill landed can be
-    assert stats["max_completions_per_key"] <= 2
+    # a call answered and recorded is never sent again (the write-ahead log keeps what a kill cut off before a
+    # flush); only a call in flight when a kill landed is sent again, once per kill it was caught by
+    assert stats["max_completions_per_key"] <= 1 + sum(rc == -9 for _, _, rc in killed)
     in_flight_bound = 32 * len(killed)
     assert stats["keys_completed_more_than_once"] <= in_flight_bound, stats
     print(f"kills: {killed}; keys completed twice: {stats['keys_completed_more_than_once']} "

@@ -1,0 +1,1 @@
+"""The local results explorer behind ``specstress serve`` (see app.py)."""
