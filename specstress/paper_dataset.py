@@ -221,7 +221,12 @@ def import_paper(source: str | None, warehouse: str, name: str = "paper-release"
                               "input_tokens": None, "output_tokens": None, "cost_usd": None, "call_key": None})
             for slot in (1, 2):
                 pos = r.get(f"{m}_value{slot}_position")
-                ok = pos is not None and 0 <= int(pos) <= 6
+                if pos is not None and (isinstance(pos, bool) or not isinstance(pos, int | float)
+                                        or pos != pos or pos != int(pos) or not 0 <= pos <= 6):
+                    raise SpecError(f"{source}: row {i}, column {m}_value{slot}_position: {pos!r} is not a position "
+                                    "(an integer 0..6, or null when missing). Fix: import the release's default "
+                                    "config unchanged, or repair that row.")
+                ok = pos is not None
                 placements.append({"scenario_id": sid, "pair_id": pid, "model_id": m, "value_slot": slot,
                                    "value": v1 if slot == 1 else v2, "position": int(pos) if ok else None,
                                    "confidence": None, "reasoning": None, "status": "ok" if ok else "missing",

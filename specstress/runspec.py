@@ -726,6 +726,47 @@ def _format_validation_error(path: Path, root: yaml.Node | None, err: Validation
     return "\n".join(lines)
 
 
+#: the largest run spec file read, and the most YAML nodes it may expand to (aliases included)
+MAX_SPEC_BYTES = 1_000_000
+MAX_SPEC_NODES = 200_000
+
+
+def _check_yaml_tree(root: yaml.Node | None, path: Path) -> None:
+    """Refuse a key given twice in one mapping (YAML would keep the last silently) and alias bombs (anchors
+    that expand to more than MAX_SPEC_NODES nodes)."""
+    sizes: dict[int, int] = {}
+
+    def expanded(node: yaml.Node, depth: int = 0) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if depth > 200:
+            raise SpecError(f"{path}:{node.start_mark.line + 1}: the YAML nests more than 200 levels deep. "
+                            "Fix: a run spec is a few levels deep; check the file.")
+        sizes[id(node)] = 1   # a recursive alias counts once
+        n = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        raise SpecError(f"{path}:{k.start_mark.line + 1}: key {k.value!r} appears twice in the same "
+                                        f"mapping (first on line {seen[k.value]}); YAML would silently keep the last. "
+                                        "Fix: keep one of them.")
+                    seen[k.value] = k.start_mark.line + 1
+                n += expanded(k, depth + 1) + expanded(v, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            n += sum(expanded(v, depth + 1) for v in node.value)
+        if n > MAX_SPEC_NODES:
+            raise SpecError(f"{path}:{node.start_mark.line + 1}: the YAML expands to more than {MAX_SPEC_NODES:,} "
+                            "values (anchors and aliases nested into a 'YAML bomb'?). Fix: write the values out; a run "
+                            "spec needs no aliases.")
+        sizes[id(node)] = n
+        return n
+
+    if root is not None:
+        expanded(root)
+
+
 def load_run_spec(path: str | Path, overrides: dict[str, Any] | None = None, overrides_from: str = "--set") -> RunSpec:
     """Read, validate and cross-check a run spec. Raises :class:`SpecError` with a fix.
 
@@ -736,9 +777,19 @@ def load_run_spec(path: str | Path, overrides: dict[str, Any] | None = None, ove
         raise SpecError(f"{path}: run spec not found. Fix: pass the path of a YAML file, e.g. specs/runs/demo.yaml.")
     if path.is_dir():
         raise SpecError(f"{path}: is a folder, not a run spec. Fix: pass a YAML file inside it.")
-    text = path.read_text(encoding="utf-8")
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: the run spec is {size / 1e6:.1f} MB; a run spec is a small YAML file (at most "
+                        f"{MAX_SPEC_BYTES // 1_000_000} MB). Fix: keep long texts (model specs, taxonomies) in their own "
+                        "files and point to them.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}). "
+                        "Fix: save the run spec as UTF-8.") from None
     try:
         root = yaml.compose(text)
+        _check_yaml_tree(root, path)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

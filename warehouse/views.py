@@ -134,6 +134,9 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
         raise ReadOnlyError(f"cannot parse the query: {exc}") from None
     if not statements:
         raise ReadOnlyError("empty query")
+    if len(statements) > 1:
+        raise ReadOnlyError(f"one statement at a time: the query holds {len(statements)}. Fix: run them one by one "
+                            "(a view can combine results: WITH ... SELECT).")
     for st in statements:
         kind = str(st.type).rsplit(".", 1)[-1]
         if kind not in READ_ONLY_TYPES:
