@@ -213,8 +213,10 @@ def write_report(ctx: RunContext, ids: dict[str, str], results: list[dict[str, A
 
 
 def write_report_for(wh: Warehouse, run: str | None, top_n: int = 10) -> str:
+    from specstress.tasks.registry import all_stages
     from specstress.warehouse.views import select_run
 
+    all_stages()   # the registry discovered: views of stages the run did not build need their columns
     sel = select_run(wh, run)
     page = render_report(wh, sel.run_id, top_n)
     path = wh.write_text(f"reports/{sel.run_id}/report.html", page)

@@ -46,7 +46,10 @@ def postgres(tmp_path_factory):
     pg_bin = _postgres_bin()
     if pg_bin is None:
         pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql when it is missing)")
-    root = tmp_path_factory.mktemp("postgres")
+    import tempfile
+
+    # Not under pytest's basetemp: that is 0700 and owned by the test user, so the postgres user could not reach it.
+    root = Path(tempfile.mkdtemp(prefix="specstress-pg-"))
     data, sock = root / "data", root / "sock"
     sock.mkdir()
     as_user: list[str] = []
@@ -57,8 +60,9 @@ def postgres(tmp_path_factory):
         os.chmod(root, 0o777)
         shutil.chown(sock, "postgres")
     port = free_port()
-    subprocess.run([*as_user, str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8"], check=True, capture_output=True)
+    init = subprocess.run([*as_user, str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                           "-E", "UTF8"], capture_output=True, text=True)
+    assert init.returncode == 0, f"initdb failed: {init.stderr[-2000:]}"
     subprocess.run([*as_user, str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o",
                     f"-c listen_addresses=127.0.0.1 -c port={port} -k {sock}", "start"], check=True,
                    capture_output=True)
@@ -70,6 +74,7 @@ def postgres(tmp_path_factory):
     finally:
         subprocess.run([*as_user, str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                        capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -163,7 +168,11 @@ def test_deployments_worker_and_visible_retries(real_server, tmp_path):
         assert any(k.endswith("-progress") for k in info["artifacts"])
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:   # a worker still shutting down its polling loop: end it
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=30)
         emu.stop()
     wh = str(tmp_path / "wh")
     n = views.query(wh, "select count(*) as n from classifications where status = 'ok'").to_pylist()[0]["n"]
