@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/specstress run specs/runs/demo.yaml
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # ruff, then the import contracts (.importlinter) and the import-cycle check
 lint: $(STAMP)

@@ -23,6 +23,7 @@ import asyncio
 import math
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -144,6 +145,13 @@ class CallEngine:
         self._ticker.cancel()
         if self.progress is not None and hasattr(self.progress, "close"):
             self.progress.close()
+        drain_s = self.request_timeout_s + 10.0
+        try:
+            # Calls still in flight (another shard's, when one shard hit the budget or the flow failed) finish
+            # and reach the ledger: closing their HTTP clients under them would lose replies already paid for.
+            asyncio.run_coroutine_threadsafe(self._drain(drain_s), self._loop).result(timeout=drain_s + 5.0)
+        except Exception:  # noqa: BLE001 - close anyway; what did not finish is sent again on resume
+            pass
         try:
             asyncio.run_coroutine_threadsafe(self._aclose(), self._loop).result(timeout=30)
         except Exception:
@@ -153,6 +161,11 @@ class CallEngine:
         self.ledger.flush()
 
     # ------------------------------------------------------------------ the loop side
+
+    async def _drain(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def _aclose(self) -> None:
         for a in self._adapters.values():
