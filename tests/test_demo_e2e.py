@@ -4,6 +4,7 @@ and a rerun sends nothing and builds nothing (proved with the emulator's own cou
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +103,10 @@ def test_sql_cli_formats(demo_run):
 
 def test_report_has_plots_and_top_scenarios(demo_run):
     page = Path(demo_run["summary"]["report"]).read_text()
-    assert page.count("data:image/png;base64") >= 2
+    specs = json.loads(re.search(r"<script type='application/json' id='chart-specs'>(.*?)</script>", page, re.S).group(1))
+    assert {"hist", "agreement", "heatmap", "figure2", "refusals", "lineage"} <= set(specs), set(specs)
+    # the headline numbers carry their bootstrap intervals (the demo builds the uncertainty stage)
+    assert "95% seeded bootstrap" in page and re.search(r"<td>\[1\.\d+, 1\.\d+\]</td>", page)
     assert "highest-disagreement scenarios" in page
     assert page.count("class='scenario'") == 10
     r = subprocess.run([sys.executable, "-m", "specstress", "report", "--warehouse", demo_run["warehouse"]],

@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +18,7 @@ from starlette.testclient import TestClient
 from specstress.explorer.app import create_app
 from specstress.paper_dataset import PAPER_MODELS, import_paper
 from tests.test_taxonomy import write_tree
+from tests.vega_render import render_with_node
 
 XSS = '<script>alert(1)</script><img src=x onerror="alert(2)"><a href="javascript:alert(3)">x</a>'
 VALUE_XSS = "<script>alert(4)</script>"   # a value name is model text too
@@ -186,7 +185,7 @@ def test_serve_command_parses_and_refuses_a_missing_warehouse(tmp_path, capsys):
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the vendored Vega")
 def test_every_plot_renders_with_the_vendored_vega(explorer, tmp_path):
     """No browser here: the pages' Vega-Lite specs are compiled and rendered to SVG by the very scripts the
-    pages load (static/vendor), under node."""
+    pages load (specstress/charts/vendor), under node."""
     client, _ = explorer
     specs = {}
     sid = _scenario_ids(client.get("/scenarios").text)[0]
@@ -196,25 +195,5 @@ def test_every_plot_renders_with_the_vendored_vega(explorer, tmp_path):
             specs[f"{path}#{name}"] = json.loads(body)
     assert {"/#lineage", "/disagreement#hist", "/disagreement#agreement", "/values#heatmap",
             f"/scenario/{sid}#strip"} <= set(specs)
-    vendor = Path(__file__).resolve().parents[1] / "specstress" / "explorer" / "static" / "vendor"
-    (tmp_path / "node_modules" / "vega").mkdir(parents=True)
-    (tmp_path / "node_modules" / "vega" / "index.js").write_text(f"module.exports = require({str(vendor / 'vega.min.js')!r});")
-    (tmp_path / "specs.json").write_text(json.dumps(specs))
-    (tmp_path / "render.js").write_text(f"""
-global.vega = require("vega");
-const vl = require({str(vendor / 'vega-lite.min.js')!r});
-const specs = JSON.parse(require("fs").readFileSync("specs.json"));
-(async () => {{
-  const out = {{}};
-  for (const [name, spec] of Object.entries(specs)) {{
-    const view = new vega.View(vega.parse(vl.compile(spec).spec), {{renderer: "none"}});
-    out[name] = (await view.toSVG()).length;
-  }}
-  console.log(JSON.stringify(out));
-}})().catch(e => {{ console.error(e); process.exit(1); }});
-""")
-    env = {**os.environ, "NODE_PATH": str(tmp_path / "node_modules")}  # vega-lite's require("vega")
-    res = subprocess.run(["node", "render.js"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
-    assert res.returncode == 0, res.stderr
-    sizes = json.loads(res.stdout)
+    sizes = render_with_node(specs, tmp_path)
     assert set(sizes) == set(specs) and all(n > 1000 for n in sizes.values()), sizes

@@ -4,7 +4,7 @@ Every page is server-rendered from DuckDB queries over :mod:`specstress.warehous
 bound parameters; no endpoint takes SQL from the user, and every statement passes the views' read-only
 check), and every page is a deep link: its filters are its query parameters. Any table on a page
 downloads with ``?format=csv`` or ``?format=parquet`` (``&table=NAME`` for a page's other tables). Plots
-are Vega-Lite specs rendered in the browser by the vega-embed copy shipped in ``static/vendor``, so the
+are Vega-Lite specs rendered in the browser by the vega-embed copy shipped in ``specstress/charts/vendor``, so the
 pages work without network. Model text is data: Jinja autoescapes everything, and the pages' content
 security policy allows no inline script.
 """
@@ -32,7 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from specstress.explorer import charts
+from specstress import charts
 
 HERE = Path(__file__).resolve().parent
 PER_PAGE = 50
@@ -242,15 +242,12 @@ def disagreement(p: Page) -> str:
             "round(avg(d.high::INT), 3) AS high_share, any_value(u.ci_low) AS mean_d_ci_low, "
             "any_value(u.ci_high) AS mean_d_ci_high FROM disagreement d LEFT JOIN "
             "(SELECT * FROM uncertainty WHERE metric = 'mean_d') u USING (subset) GROUP BY d.subset ORDER BY d.subset")
-    agree = p.table("agreement", "Model x model agreement: share of scenarios where both models' positions are "
-                    "within 1 on both values",
-                    "WITH p AS (SELECT scenario_id, model_id, value_slot, position FROM classifications "
-                    "WHERE status = 'ok' AND position IS NOT NULL), "
-                    "s AS (SELECT a.model_id AS model_a, b.model_id AS model_b, a.scenario_id, "
-                    "bool_and(abs(a.position - b.position) <= 1) AS close FROM p a JOIN p b "
-                    "ON a.scenario_id = b.scenario_id AND a.value_slot = b.value_slot GROUP BY ALL) "
-                    "SELECT model_a, model_b, round(avg(close::INT), 3) AS agreement, count(*) AS scenarios "
-                    "FROM s GROUP BY ALL ORDER BY model_a, model_b")
+    try:
+        agree = p.add(Table("agreement", "Model x model agreement: share of scenarios where both models' positions "
+                            "are within 1 on both values (query model_agreement)",
+                            p.data.canned(p.run, "model_agreement")))
+    except duckdb.Error as exc:
+        agree = p.add(Table("agreement", "Model x model agreement", pa.table({}), error=str(exc).splitlines()[0]))
     if agree.data.num_rows:
         p.charts["agreement"] = charts.heatmap(_rows(agree.data), "model_a", "model_b", "agreement",
                                                "share within 1", domain=[0, 1])
@@ -591,6 +588,7 @@ def create_app(warehouse: str, run: str | None = None) -> Starlette:
               for name, (path, _, fn) in PAGES.items()]
     routes += [Route("/scenario/{scenario_id:path}", endpoint("scenario", scenario), methods=["GET", "HEAD"]),
                Route("/call/{key:path}", endpoint("call", call), methods=["GET", "HEAD"]),
+               Mount("/static/vendor", StaticFiles(directory=str(charts.VENDOR_DIR)), name="vendor"),
                Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")]
     app = Starlette(routes=routes)
     app.state.data = data

@@ -1,11 +1,28 @@
-"""Vega-Lite specs for the explorer's plots: plain dicts with their data inline, rendered in the page
-by the vendored vega-embed (``static/vendor``), so a page needs no network."""
+"""Vega-Lite specs for every plot, shared by the explorer (``specstress serve``) and the static report
+(``specstress report``): plain dicts with their data inline, rendered by the vendored vega-embed
+(``vendor/``: vega, vega-lite and vega-embed, BSD-3), so neither needs a network."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"  # an identifier only: nothing is fetched
+VENDOR_DIR = Path(__file__).parent / "vendor"
+VENDOR_SCRIPTS = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")   # in load order
+
+
+def vendor_js() -> str:
+    """The three bundles, concatenated, for inlining into a self-contained page."""
+    return "\n;\n".join((VENDOR_DIR / n).read_text(encoding="utf-8") for n in VENDOR_SCRIPTS)
+
+
+def script_json(obj: Any) -> str:
+    """JSON that is safe inside an inline <script>: no '<', '>' or '&' survive, so model text in a chart's data
+    cannot close the script element."""
+    return (json.dumps(obj, default=str).replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def _spec(rows: list[dict[str, Any]], **body: Any) -> dict[str, Any]:
