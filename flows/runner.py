@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from contextlib import contextmanager
 from typing import Any
@@ -92,6 +93,32 @@ def _publish_reused(ctx: RunContext, stage: Stage, result: dict[str, Any], linea
                                  description=f"{name}: {stage.name} reused from the warehouse")
     except Exception:  # noqa: BLE001 - artifacts are a convenience
         pass
+
+
+_WORKERS_AT: dict[str, int] = {}
+
+
+def limit_share_for(ctx: RunContext) -> int:
+    """How many processes send this run's calls at once, so that each takes its share of every model's limits
+    (rpm, tpm, in flight): 1 with threads; under Dask the worker count, asked of the scheduler when the run uses
+    an existing cluster, else ``task_runner.dask_workers``."""
+    tr = ctx.spec.task_runner
+    if tr.kind != "dask":
+        return 1
+    address = tr.dask_address or ctx.dask_address
+    if not address:
+        return tr.dask_workers
+    if address not in _WORKERS_AT:
+        try:
+            from distributed import Client
+
+            with Client(address, timeout=10) as client:
+                _WORKERS_AT[address] = max(1, len(client.scheduler_info().get("workers", {})))
+        except Exception as exc:  # noqa: BLE001 - the scheduler did not answer: assume the spec's worker count
+            print(f"warning: could not count the Dask workers at {address} ({type(exc).__name__}); each worker "
+                  f"takes 1/{tr.dask_workers} of the limits (task_runner.dask_workers)", file=sys.stderr)
+            return tr.dask_workers
+    return _WORKERS_AT[address]
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from specstress.context import RunContext
 from specstress.errors import SpecError
 from specstress.flows import planning
-from specstress.flows.runner import execute_stage, task_runner_for
+from specstress.flows.runner import execute_stage, limit_share_for, task_runner_for
 from specstress.providers.engine import close_engine
 from specstress.providers.services import run_services
 from specstress.runspec import load_run_spec
@@ -70,11 +70,13 @@ def make_stage_flow(stage_name: str) -> Any:
           task_runner=ThreadPoolTaskRunner(max_workers=4))
     def stage_flow(spec_path: str, overrides: dict[str, Any] | None = None, run_id: str | None = None,
                    emulator_url: str | None = None, spent_before: float = 0.0, quiet: bool = False,
-                   dask_address: str | None = None, resend_errors: bool = False) -> dict[str, Any]:
+                   dask_address: str | None = None, resend_errors: bool = False,
+                   limit_share: int | None = None) -> dict[str, Any]:
         ctx = RunContext.create(spec_path, overrides, run_id=run_id, emulator_url=emulator_url, quiet=quiet,
                                 resend_errors=resend_errors, overrides_from=overrides_source())
         ctx.spent_before = spent_before
         ctx.dask_address = dask_address
+        ctx.limit_share = limit_share or limit_share_for(ctx)   # Dask workers split every model's limits
         standalone = run_id is None
         if standalone:  # a stage deployment run on its own: the same checks as a whole run, first
             planning.preflight(ctx.spec, ctx.emulator_url or "http://emulator.invalid")
@@ -128,4 +130,4 @@ def run_stage_subflow(stage_name: str, ctx: RunContext) -> dict[str, Any]:
     f = stage_flows()[stage_name].with_options(task_runner=task_runner_for(ctx))
     return f(ctx.spec_path, ctx.overrides or None, run_id=ctx.run_id, emulator_url=ctx.emulator_url,
              spent_before=ctx.spent_before, quiet=ctx.quiet, dask_address=ctx.dask_address,
-             resend_errors=ctx.resend_errors)
+             resend_errors=ctx.resend_errors, limit_share=limit_share_for(ctx))

@@ -34,6 +34,9 @@ class RunContext:
     dask_address: str | None = None  # the run's Dask cluster, when task_runner.kind is dask
     resend_errors: bool = False  # treat cached permanent_error/parse_error calls as unfinished (re-send them)
     spec_hash: str | None = None  # the spec as the run started: a worker that reads another one refuses
+    # processes that share each model's limits (under Dask, the worker count): each process's engine keeps
+    # 1/limit_share of the model's rpm, tpm and max_in_flight, so the run as a whole holds the limits
+    limit_share: int = 1
 
     @classmethod
     def create(cls, spec_path: str | Path, overrides: dict[str, Any] | None = None, run_id: str | None = None,

@@ -474,3 +474,60 @@ def test_engine_prints_progress_unless_quiet(make_engine, capsys):
     quiet.run_calls([req("c")], "s")
     quiet.print_progress(force=True)
     assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------- limits shared across processes
+
+
+def test_each_of_n_processes_takes_its_share_of_a_models_limits():
+    from specstress.providers.engine import limiter_share
+    from specstress.runspec import Limits
+
+    lim = limiter_share(Limits(max_in_flight=10, min_in_flight=4, rpm=600, tpm=1_000_000), 4)
+    assert (lim.window.max, lim.window.min, lim.rpm, lim.tpm) == (3, 3, 150, 250_000)
+    one = limiter_share(Limits(max_in_flight=10, rpm=600), 1)
+    assert (one.window.max, one.rpm, one.tpm) == (10, 600, None)
+    assert limiter_share(Limits(max_in_flight=2), 8).window.max == 1     # never below one call in flight
+
+
+def test_the_run_knows_how_many_processes_share_the_limits(tmp_path):
+    from specstress.context import RunContext
+    from specstress.flows.runner import limit_share_for
+    from tests.conftest import DEMO
+
+    assert limit_share_for(RunContext.create(DEMO, {"warehouse": str(tmp_path)})) == 1          # threads
+    dask = RunContext.create(DEMO, {"warehouse": str(tmp_path), "task_runner.kind": "dask",
+                                    "task_runner.dask_workers": 3})
+    assert limit_share_for(dask) == 3          # the run's own local cluster
+    assert RunContext.from_dict({**dask.to_dict(), "limit_share": 3}).limit_share == 3   # travels to workers
+
+
+def test_two_processes_together_stay_within_a_models_in_flight_limit():
+    """Two engines, as two Dask workers would run them, each with the run's ``limit_share`` of 2: at no moment do
+    more calls than the model's max_in_flight reach the server."""
+    from specstress.providers.engine import limiter_share
+    from specstress.runspec import Limits
+
+    limits = Limits(max_in_flight=4)
+    peak, now, lock = [0], [0], threading.Lock()
+
+    async def worker() -> None:
+        lim = limiter_share(limits, 2)
+
+        async def one() -> None:
+            async with lim.slot():
+                with lock:
+                    now[0] += 1
+                    peak[0] = max(peak[0], now[0])
+                await asyncio.sleep(0.005)
+                with lock:
+                    now[0] -= 1
+
+        await asyncio.gather(*(one() for _ in range(40)))
+
+    threads = [threading.Thread(target=asyncio.run, args=(worker(),)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] <= 4

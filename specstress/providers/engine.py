@@ -367,11 +367,20 @@ class Engine(CallEngine):
         return make_adapter(self.spec.model(req.model_id), self.ctx.emulator_url, self.retry.request_timeout_s)
 
     def _make_limiter(self, req: CallRequest) -> ModelLimiter:
-        limits = self.spec.model(req.model_id).limits
-        return ModelLimiter(limits.max_in_flight, limits.min_in_flight, limits.rpm, limits.tpm)
+        return limiter_share(self.spec.model(req.model_id).limits, int(getattr(self.ctx, "limit_share", 1) or 1))
 
     def _price(self, req: CallRequest) -> ModelPrice | None:
         return self.prices.for_entry(self.spec.model(req.model_id))
+
+
+def limiter_share(limits: Any, share: int) -> ModelLimiter:
+    """This process's part of a model's limits when ``share`` processes send to it at once (Dask workers):
+    rpm and tpm divided by ``share``, the in-flight window too (at least 1 each), so that the processes
+    together stay within what the run spec allows."""
+    share = max(1, share)
+    top = max(1, -(-int(limits.max_in_flight) // share))
+    return ModelLimiter(top, min(int(limits.min_in_flight), top), limits.rpm / share if limits.rpm else None,
+                        limits.tpm / share if limits.tpm else None)
 
 
 def _dump(obj: Any) -> str:
@@ -416,4 +425,5 @@ def close_engine(run_id: str) -> Engine | None:
     return eng
 
 
-__all__ = ["CallEngine", "Engine", "get_engine", "close_engine", "repair_request", "StageCounters", "Usage"]
+__all__ = ["CallEngine", "Engine", "get_engine", "close_engine", "limiter_share", "repair_request", "StageCounters",
+           "Usage"]
