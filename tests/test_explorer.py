@@ -30,9 +30,9 @@ def _files(root: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in root.rglob("*") if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def explorer(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("explorer")
+def planted_warehouse(tmp: Path) -> Path:
+    """12 scenarios imported from the paper release's format, with markup planted in a query, an answer and a
+    value name."""
     rows = []
     for i in range(N):
         value1 = "accuracy" if i % 2 else "transparency" if i else VALUE_XSS
@@ -51,6 +51,12 @@ def explorer(tmp_path_factory):
     write_tree(tree)
     wh = tmp / "wh"
     import_paper(str(src), str(wh), name="release", tree_csv=str(tree))
+    return wh
+
+
+@pytest.fixture(scope="module")
+def explorer(tmp_path_factory):
+    wh = planted_warehouse(tmp_path_factory.mktemp("explorer"))
     before = _files(wh)
     client = TestClient(create_app(str(wh)))
     yield client, wh

@@ -224,7 +224,21 @@ class Ledger:
             self.flush()
 
     def flush(self) -> int:
-        """Write buffered rows as one Parquet part. Returns the number of rows written."""
+        """Write buffered rows as one Parquet part. Returns the number of rows written.
+
+        ``SPECSTRESS_COMPACT_EVERY=n`` (a test knob) compacts the ledger after every n-th part this writer
+        writes, so that tests can force compactions while runs are writing."""
+        n = self._flush()
+        every = int(os.environ.get("SPECSTRESS_COMPACT_EVERY") or 0)
+        if n and every > 0 and self._seq % every == 0 and not getattr(self, "_compacting", False):
+            self._compacting = True
+            try:
+                self.compact(min_files=2)
+            finally:
+                self._compacting = False
+        return n
+
+    def _flush(self) -> int:
         with self._flush_lock:
             with self._lock:
                 rows, self._buf = self._buf, []

@@ -85,7 +85,7 @@ def position_strip(rows: list[dict[str, Any]]) -> dict[str, Any]:
               "encoding": {"x": base_x, "yOffset": {"field": "model_id", "type": "nominal"},
                            "color": {"field": "model_id", "type": "nominal", "title": "model"},
                            "tooltip": [{"field": "model_id"}, {"field": "position"}, {"field": "label"}]}}
-    return _spec(rows, width=560, height={"step": 70},
+    return _spec(rows, width=560, height={"step": 16, "for": "offset"},
                  encoding={"y": {"field": "value", "type": "nominal", "title": None}}, layer=[points])
 
 
