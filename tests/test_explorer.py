@@ -153,6 +153,8 @@ def test_pagination_and_filters_are_deep_links(explorer):
         total += int(m.group(1))
     assert total == N
     assert "0 scenarios match" in client.get("/scenarios", params={"q": "no such words anywhere"}).text
+    assert "0 scenarios match" in client.get("/scenarios", params={"q": "%"}).text       # a literal %, no wildcard
+    assert f"{N} scenarios match" in client.get("/scenarios", params={"q": "TEA"}).text   # case-insensitive
     # the run is a parameter too, kept by the links
     r = client.get("/scenarios", params={"run": "release"})
     assert r.status_code == 200 and re.search(r'href="/scenario/[^"?]+\?run=release"', r.text)

@@ -16,6 +16,7 @@ import io
 import json
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class Data:
         self._cons: dict[str | None, Any] = {}
         self._lock = threading.Lock()
         self._query_lock = threading.Lock()
+        self._matches: OrderedDict[tuple[Any, ...], pa.Array] = OrderedDict()
         self.connection(run)  # fail early on a wrong --run
 
     def connection(self, run: str | None) -> tuple[duckdb.DuckDBPyConnection, Any]:
@@ -76,6 +78,21 @@ class Data:
         with self._query_lock:
             self.views.check_read_only(con, sql)
             return con.sql(sql, params=params or None).to_arrow_table()
+
+    def matching(self, run: str | None, sql: str, params: list[Any]) -> pa.Array:
+        """The ordered scenario ids a browser filter selects, computed once per (run, filter) and kept (LRU, 64
+        filters): the page and the match count come from one scan, and paging through a filter costs no scan."""
+        key = (run or self.default_run, sql, repr(params))
+        with self._lock:
+            if key in self._matches:
+                self._matches.move_to_end(key)
+                return self._matches[key]
+        ids = self.sql(run, sql, params).column(0).combine_chunks()
+        with self._lock:
+            self._matches[key] = ids
+            while len(self._matches) > 64:
+                self._matches.popitem(last=False)
+        return ids
 
     def canned(self, run: str | None, name: str) -> pa.Table:
         from specstress.warehouse.sql_files import SQL_DIR
@@ -370,10 +387,11 @@ def _browser_where(p: Page) -> tuple[str, list[Any]]:
     elif model:
         conds.append("s.scenario_id IN (SELECT scenario_id FROM responses WHERE model_id = ?)")
         params.append(model)
-    if q := p.param("q"):
-        conds.append("(contains(lower(s.query), lower(?)) OR s.scenario_id IN (SELECT scenario_id FROM responses "
-                     "WHERE contains(lower(response), lower(?))))")
-        params += [q, q]
+    if q := p.param("q"):   # case-insensitive substring; ILIKE scans about 1.5x faster than lower() + contains()
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conds.append("(s.query ILIKE ? ESCAPE '\\' OR s.scenario_id IN (SELECT scenario_id FROM responses "
+                     "WHERE response ILIKE ? ESCAPE '\\'))")
+        params += [like, like]
     return (" WHERE " + " AND ".join(conds)) if conds else "", params
 
 
@@ -386,13 +404,20 @@ def scenarios(p: Page) -> str:
     page_no = p.int_param("page", 1)
     per_page = min(p.int_param("per_page", PER_PAGE), 500)
     downloading = p.param("format") in ("csv", "parquet")
-    limit = f"LIMIT {MAX_DOWNLOAD_ROWS}" if downloading else f"LIMIT {per_page} OFFSET {(page_no - 1) * per_page}"
-    query_col = "s.query" if downloading else "left(s.query, 240) AS query"
-    p.table("scenarios", "Scenarios",
-            f"SELECT s.scenario_id, round(d.d, 3) AS d, d.bin, s.value1, s.value2, vp.category1, vp.category2, "
-            f"{query_col} {base}{where} ORDER BY {order}, s.scenario_id {limit}", [subset, *params],
-            links={"scenario_id": "/scenario/"})
-    total = 0 if downloading else p.q(f"SELECT count(*) AS n {base}{where}", [subset, *params]).column("n")[0].as_py()
+    columns = ("s.scenario_id, round(d.d, 3) AS d, d.bin, s.value1, s.value2, vp.category1, vp.category2, "
+               + ("s.query" if downloading else "left(s.query, 240) AS query"))
+    if downloading:
+        p.table("scenarios", "Scenarios", f"SELECT {columns} {base}{where} ORDER BY {order}, s.scenario_id "
+                f"LIMIT {MAX_DOWNLOAD_ROWS}", [subset, *params], links={"scenario_id": "/scenario/"})
+        total = 0
+    else:
+        # one scan finds the filter's ordered ids (kept for the next pages); the page is then a lookup by id
+        ids = p.data.matching(p.run, f"SELECT s.scenario_id {base}{where} ORDER BY {order}, s.scenario_id",
+                              [subset, *params])
+        total = len(ids)
+        page_ids = ids.slice((page_no - 1) * per_page, per_page).to_pylist()
+        p.table("scenarios", "Scenarios", f"SELECT {columns} {base} WHERE s.scenario_id IN (SELECT unnest(?)) "
+                f"ORDER BY {order}, s.scenario_id", [subset, page_ids], links={"scenario_id": "/scenario/"})
     pages = max(1, math.ceil(total / per_page))
     opts: dict[str, list[str]] = {}
     for name, sql in (("subset", "SELECT DISTINCT subset AS v FROM disagreement ORDER BY 1"),
@@ -401,8 +426,8 @@ def scenarios(p: Page) -> str:
                       ("model", "SELECT DISTINCT model_id AS v FROM responses ORDER BY 1"),
                       ("category", "SELECT DISTINCT category AS v FROM (SELECT category1 AS category FROM value_pairs "
                                    "UNION SELECT category2 FROM value_pairs) WHERE category IS NOT NULL ORDER BY 1")):
-        try:
-            opts[name] = [r["v"] for r in _rows(p.q(sql))] if not downloading else []
+        try:   # a run's option lists never change: one scan each per run (kept with the filters' ids)
+            opts[name] = p.data.matching(p.run, sql, []).to_pylist() if not downloading else []
         except duckdb.Error:
             opts[name] = []
     p.ctx.update(total=total, page_no=page_no, pages=pages, per_page=per_page, opts=opts, subset=subset,
