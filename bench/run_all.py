@@ -14,6 +14,7 @@ BENCHES = [
     ("resume", ["resume.py"], ["--quick"]),
     ("uncertainty", ["uncertainty.py"], ["--quick"]),
     ("rerun", ["rerun.py"], []),
+    ("explorer", ["explorer.py"], ["--quick"]),
 ]
 
 
