@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import scratch_dir  # noqa: E402
+from common import cpu_seconds, scratch_dir  # noqa: E402
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -60,7 +60,8 @@ def emu(port: int, path: str, body: dict | None = None) -> dict:
     return json.loads(urllib.request.urlopen(req, timeout=10).read())
 
 
-def write_spec(tmp: Path, port: int, models: int, rpm: float | None, concurrency: int, shard: int) -> Path:
+def write_spec(tmp: Path, port: int, models: int, rpm: float | None, concurrency: int, shard: int,
+               transport: str = "aiohttp") -> Path:
     import yaml
 
     demo = yaml.safe_load((ROOT / "specs" / "runs" / "demo.yaml").read_text())
@@ -81,6 +82,7 @@ def write_spec(tmp: Path, port: int, models: int, rpm: float | None, concurrency
         "retry": {"max_attempts": 10, "max_call_seconds": 120, "request_timeout_s": 30, "backoff_base_s": 0.05,
                   "backoff_max_s": 1.0},
         "task_runner": {"kind": "threads", "max_workers": 4},
+        "transport": transport,
         "emulator": {"enabled": False, "url": f"http://127.0.0.1:{port}",
                      "personas": [{"name": e["model"], "weights": {}} for e in entries],
                      "sim": demo["emulator"]["sim"]},
@@ -143,10 +145,11 @@ def run_stage(spec_path: Path, n_scenarios: int) -> tuple[float, dict]:
     return out["seconds"], out["result"]
 
 
-async def bare_loop(port: int, calls: int, models: int, concurrency: int) -> float:
+async def bare_loop(port: int, calls: int, models: int, concurrency: int, transport: str = "httpx") -> float:
     import openai
 
-    client = openai.AsyncOpenAI(api_key="bench", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, timeout=30)
+    client = openai.AsyncOpenAI(api_key="bench", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, timeout=30,
+                                http_client=openai.DefaultAioHttpClient(timeout=30) if transport == "aiohttp" else None)
     sem = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
@@ -197,15 +200,37 @@ def main() -> None:
         spec = write_spec(tmp / "free", args.port + 1, args.models, None, args.concurrency, args.shard)
         proc = start_emulator(args.port + 1, spec, {"latency_ms": args.latency_ms})
         try:
+            cpu0 = cpu_seconds()
             secs, _ = run_stage(spec, n_scen)
+            whole_cpu = cpu_seconds() - cpu0
             st2 = emu(args.port + 1, "/_emulator/stats")
-            # 3. bare loop against the same emulator process
-            bare = asyncio.run(bare_loop(args.port + 1, calls, args.models, args.concurrency))
+            # 3. bare loops against the same emulator process, on each transport (CPU of this process per call)
+            bare, bare_cpu = {}, {}
+            for transport in ("httpx", "aiohttp"):
+                cpu0 = cpu_seconds()
+                bare[transport] = asyncio.run(bare_loop(args.port + 1, calls, args.models, args.concurrency,
+                                                        transport))
+                bare_cpu[transport] = cpu_seconds() - cpu0
         finally:
             proc.terminate()
             proc.wait()
-        results["whole"] = {"seconds": secs, "rate": calls / secs, "dup": st2["max_completions_per_key"]}
-        results["bare"] = {"seconds": bare, "rate": calls / bare}
+        # 4. the whole path again on httpx, the SDKs' default transport
+        spec = write_spec(tmp / "free-httpx", args.port + 2, args.models, None, args.concurrency, args.shard,
+                          transport="httpx")
+        proc = start_emulator(args.port + 2, spec, {"latency_ms": args.latency_ms})
+        try:
+            cpu0 = cpu_seconds()
+            secs_httpx, _ = run_stage(spec, n_scen)
+            whole_httpx_cpu = cpu_seconds() - cpu0
+        finally:
+            proc.terminate()
+            proc.wait()
+        results["whole"] = {"seconds": secs, "rate": calls / secs, "dup": st2["max_completions_per_key"],
+                            "cpu_ms": 1000 * whole_cpu / calls}
+        results["whole_httpx"] = {"rate": calls / secs_httpx, "cpu_ms": 1000 * whole_httpx_cpu / calls}
+        results["bare"] = {"seconds": bare["httpx"], "rate": calls / bare["httpx"],
+                           "cpu_ms": 1000 * bare_cpu["httpx"] / calls}
+        results["bare_aiohttp"] = {"rate": calls / bare["aiohttp"], "cpu_ms": 1000 * bare_cpu["aiohttp"] / calls}
     lim, whole, bare_r = results["limited"], results["whole"], results["bare"]
     print()
     print(f"{'measurement':<44} {'value':>12} {'goal':>10}")
@@ -218,6 +243,15 @@ def main() -> None:
     print(f"{'bare asyncio + SDK loop (calls/s), baseline':<44} {bare_r['rate']:>12.1f} {'':>10}")
     print(f"{'whole path / bare loop':<44} {whole['rate'] / bare_r['rate']:>12.3f} {'>= 0.70':>10}")
     print(f"{'max completions per ledger key':<44} {max(lim['dup'], whole['dup']):>12d} {'1':>10}")
+    ba, wh_ = results["bare_aiohttp"], results["whole_httpx"]
+    print()
+    print(f"{'transport (no limits)':<28} {'calls/s':>9} {'CPU ms/call':>12}")
+    print("-" * 51)
+    for name, r in (("bare SDK, httpx (baseline)", bare_r), ("bare SDK, aiohttp", ba),
+                    ("whole path, httpx", wh_), ("whole path, aiohttp", whole)):
+        print(f"{name:<28} {r['rate']:>9.1f} {r['cpu_ms']:>12.2f}")
+    print(f"aiohttp / httpx CPU per call: bare {ba['cpu_ms'] / bare_r['cpu_ms']:.2f}, "
+          f"whole path {whole['cpu_ms'] / wh_['cpu_ms']:.2f} (the emulator's CPU is in its own process)")
 
 
 if __name__ == "__main__":

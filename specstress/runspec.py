@@ -340,6 +340,9 @@ class RunSpec(_Strict):
     outliers: OutliersSpec = Field(default_factory=OutliersSpec)
     shards: ShardSpec = Field(default_factory=ShardSpec)
     retry: RetrySpec = Field(default_factory=RetrySpec)
+    #: the SDKs' HTTP transport: aiohttp (openai/anthropic DefaultAioHttpClient; google-genai uses aiohttp when it
+    #: is installed) costs about half the CPU per call of httpx's; httpx is the SDKs' default
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
     task_runner: TaskRunnerSpec = Field(default_factory=TaskRunnerSpec)
     emulator: ServiceSection = Field(default_factory=ServiceSection)  # owned by the emulator plugin
     report: ReportSpec = Field(default_factory=ReportSpec)

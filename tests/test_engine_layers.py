@@ -531,3 +531,18 @@ def test_two_processes_together_stay_within_a_models_in_flight_limit():
     for t in threads:
         t.join()
     assert peak[0] <= 4
+
+
+def test_the_sdks_send_through_aiohttp_unless_the_spec_says_httpx():
+    """``transport: aiohttp`` (the default) gives the openai and anthropic clients the SDKs' own aiohttp transport;
+    ``transport: httpx`` keeps their httpx default. (google-genai uses aiohttp whenever it is installed.)"""
+    from specstress.providers.anthropic import AnthropicAdapter
+    from specstress.providers.openai import OpenAIAdapter
+    from specstress.runspec import RunSpec
+
+    assert RunSpec.model_fields["transport"].default == "aiohttp"
+    for cls in (OpenAIAdapter, AnthropicAdapter):
+        fast = cls(api_key="k", base_url="http://127.0.0.1:9/v1", timeout=5.0, transport="aiohttp")
+        plain = cls(api_key="k", base_url="http://127.0.0.1:9/v1", timeout=5.0, transport="httpx")
+        assert "Aiohttp" in type(fast.client._client).__mro__[1].__name__, type(fast.client._client).__mro__
+        assert not any("Aiohttp" in c.__name__ for c in type(plain.client._client).__mro__)

@@ -63,6 +63,7 @@ def resolve_endpoint(entry: Any, emulator_url: str | None) -> tuple[str | None, 
     return base_url, key
 
 
-def make_adapter(entry: Any, emulator_url: str | None, timeout: float) -> Any:
+def make_adapter(entry: Any, emulator_url: str | None, timeout: float, transport: str = "httpx") -> Any:
     base_url, key = resolve_endpoint(entry, emulator_url)
-    return adapter_class(entry.provider)(api_key=key, base_url=base_url, timeout=timeout, api=entry.api)
+    return adapter_class(entry.provider)(api_key=key, base_url=base_url, timeout=timeout, api=entry.api,
+                                         transport=transport)

@@ -61,10 +61,15 @@ def classify(exc: BaseException) -> ProviderError:
 class AnthropicAdapter(Classifier):
     provider = "anthropic"
 
-    def __init__(self, api_key: str, base_url: str | None, timeout: float, api: str | None = None) -> None:
+    def __init__(self, api_key: str, base_url: str | None, timeout: float, api: str | None = None,
+                 transport: str = "httpx") -> None:
         import anthropic
 
-        self.client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+        from specstress.providers.openai import aiohttp_client
+
+        self.client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout,
+            http_client=aiohttp_client(anthropic, timeout) if transport == "aiohttp" else None)
 
     def classify(self, exc: BaseException) -> ProviderError:
         return classify(exc)

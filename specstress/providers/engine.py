@@ -364,7 +364,8 @@ class Engine(CallEngine):
     def _make_adapter(self, req: CallRequest) -> Any:
         from specstress.providers import make_adapter
 
-        return make_adapter(self.spec.model(req.model_id), self.ctx.emulator_url, self.retry.request_timeout_s)
+        return make_adapter(self.spec.model(req.model_id), self.ctx.emulator_url, self.retry.request_timeout_s,
+                            self.spec.transport)
 
     def _make_limiter(self, req: CallRequest) -> ModelLimiter:
         return limiter_share(self.spec.model(req.model_id).limits, int(getattr(self.ctx, "limit_share", 1) or 1))

@@ -44,7 +44,10 @@ def classify(exc: BaseException) -> ProviderError:
 class GoogleAdapter(Classifier):
     provider = "google"
 
-    def __init__(self, api_key: str, base_url: str | None, timeout: float, api: str | None = None) -> None:
+    def __init__(self, api_key: str, base_url: str | None, timeout: float, api: str | None = None,
+                 transport: str = "httpx") -> None:
+        # google-genai sends async calls through aiohttp whenever aiohttp is installed (a dependency here), so
+        # ``transport`` needs no switch of its own
         from google import genai
         from google.genai import types
 
