@@ -44,7 +44,9 @@ def test_hostile_judge_outputs_alter_no_other_row_and_break_no_view(demo_run, tm
 
     wh = str(tmp_path / "warehouse")
     # huge outputs are billed as the emulator counts their tokens: a budget that the planted outputs fit in
-    overrides = {"warehouse": wh, "emulator.faults.hostile_rate": RATE, "budget_usd": 1000.0}
+    # a third of the demo's pairs (nested: the same first 50 pairs as the clean demo run, so their scenarios are
+    # shared); the rows compared are those of scenarios both runs kept
+    overrides = {"warehouse": wh, "emulator.faults.hostile_rate": RATE, "budget_usd": 1000.0, "pairs.count": 50}
     emu = make_emulator(DEMO, **overrides).start()
     try:
         summary = stress_test(str(DEMO), overrides, emulator_url=emu.url, quiet=True)
@@ -55,16 +57,21 @@ def test_hostile_judge_outputs_alter_no_other_row_and_break_no_view(demo_run, tm
     clean_run = demo_run["summary"]["run_id"]
     panel = {r["model_id"] for r in views.query(wh, "select distinct model_id from responses").to_pylist()}
     scenarios = {r["scenario_id"] for r in views.query(wh, "select scenario_id from scenarios").to_pylist()}
+    kept = "select scenario_id from scenarios where kept"
+    shared = ({r["scenario_id"] for r in views.query(wh, kept).to_pylist()}
+              & {r["scenario_id"] for r in views.query(demo_run["warehouse"], kept, run=clean_run).to_pylist()})
+    assert len(shared) > 50, len(shared)
     for view, (key, filled) in JUDGED.items():
         mine = {tuple(r[k] for k in key): r for r in views.query(wh, f"select * from {view}").to_pylist()}
         clean = {tuple(r[k] for k in key): r for r in
                  views.query(demo_run["warehouse"], f"select * from {view}", run=clean_run).to_pylist()}
         compared = hostile_rows = 0
+        for r in mine.values():     # no forged id or field made a row of its own
+            assert r["scenario_id"] in scenarios and r.get("model_id", next(iter(panel))) in panel, (view, r)
         for k in mine.keys() | clean.keys():
+            if k[0] not in shared:
+                continue
             a, b = mine.get(k), clean.get(k)
-            for r in (a, b):
-                if r is not None:   # no forged id or field made a row of its own
-                    assert r["scenario_id"] in scenarios and r.get("model_id", next(iter(panel))) in panel, (view, r)
             if any(r is not None and r["call_key"] and hostile.picked(r["call_key"], RATE) for r in (a, b)):
                 hostile_rows += 1
                 continue            # a row from a hostile call is that call's data, whatever it says

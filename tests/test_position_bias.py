@@ -268,7 +268,8 @@ def test_demo_run_with_order_bias_flags_the_matcher(demo_run, tmp_path):
     sql = "SELECT judge, p_value, biased, spread FROM position_bias WHERE value_slot = 'all' AND presented_index = 0"
     plain = query(demo_run["warehouse"], sql).to_pylist()
     assert [(r["judge"], r["biased"]) for r in plain] == [("judge-gpt", False)], plain
-    overrides = {"warehouse": str(tmp_path / "warehouse"), "emulator.sim.judge_order_bias": 1.0}
+    # a third of the demo's pairs (about 130 scenarios) is plenty to detect a planted bias
+    overrides = {"warehouse": str(tmp_path / "warehouse"), "emulator.sim.judge_order_bias": 1.0, "pairs.count": 50}
     emu = make_emulator(DEMO, **overrides).start()
     try:
         stress_test(str(DEMO), overrides, emulator_url=emu.url, quiet=True)
