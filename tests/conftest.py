@@ -63,3 +63,11 @@ def demo_run(prefect_server, tmp_path_factory):
         yield {"summary": summary, "warehouse": str(wh), "emulator": emu, "stats_after_first": stats}
     finally:
         emu.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the demo run (about 90 s) is slow, whether or not it says so: the fast tier never
+    starts the demo."""
+    for item in items:
+        if "demo_run" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)

@@ -58,7 +58,6 @@ def test_comparison_reports_the_model_that_moved_and_only_it(tmp_path, capsys):
     assert main(["compare", "before", "after", "--warehouse", wh, "--sql", "DELETE FROM comparison"]) == 2
 
 
-@pytest.mark.slow
 def own_copy(demo_run: dict, tmp_path) -> str:
     """A private copy of the shared demo warehouse: its ledger makes the second run cheap, and the shared one
     stays as the demo left it (other tests read its latest run)."""
@@ -67,6 +66,7 @@ def own_copy(demo_run: dict, tmp_path) -> str:
     return str(target)
 
 
+@pytest.mark.slow
 def test_compare_two_demo_runs_that_differ_in_one_persona(demo_run, tmp_path):
     """Only the persona whose planted weights changed moves beyond the matcher's noise; every other model's
     answers and refusal classifications come from the ledger unchanged."""

@@ -1,5 +1,6 @@
-"""Crash torture: the demo killed with SIGKILL at planted points (a ledger part, an artefact part, a lineage row,
-the report and a compaction, each caught between its temporary file and the rename into place), resumed each
+"""Crash torture: the demo killed with SIGKILL at 20 seeded points (a ledger part, a shard plan, an artefact part, a
+lineage row, a run record, the report and a compaction manifest, each caught between its temporary file and the
+rename into place, and compactions mid-run and at the end between the merged part and its manifest), resumed each
 time with the same command, ends with the very artefact ids and view rows of an uninterrupted run. Between
 kills no view shows a partial artefact, and only calls in flight at a kill are ever sent twice."""
 
@@ -21,15 +22,21 @@ from tests.conftest import DEMO, ROOT
 SEED = 20261204
 
 
-def _points() -> list[tuple[str, int]]:
-    """Each resumed run dies at the given visit of its point, counted from its own start: small visits, so that
-    every run makes some progress and the kills spread over the stages (the later runs have less left to do)."""
+def _points() -> list[tuple[str, int, bool]]:
+    """(point, visit, force compactions): each resumed run dies at the given visit of its point, counted from its
+    own start. Small visits, so that every run makes some progress and the kills spread over the stages (the later
+    runs have less left to do). With ``force``, SPECSTRESS_COMPACT_EVERY=2 makes the run compact its ledger while
+    it writes, so that a kill lands inside a compaction mid-run, not only in the one at the end."""
     rnd = random.Random(SEED)
-    return [("write:ledger", rnd.randint(1, 3)), ("write:artefacts", rnd.randint(2, 4)),
-            ("write:lineage", rnd.randint(2, 4)), ("write:ledger", rnd.randint(2, 4)),
-            ("write:artefacts", rnd.randint(1, 3)), ("write:lineage", rnd.randint(1, 3)),
-            ("write:ledger", rnd.randint(1, 2)), ("write:artefacts", rnd.randint(1, 2)),
-            ("write:lineage", 1), ("write:runs", 2), ("write_text:reports", 1), ("compact", 1)]
+    return [("write:ledger", rnd.randint(1, 3), False), ("write:plans", 1, False),
+            ("write:artefacts", rnd.randint(2, 4), False), ("write:lineage", rnd.randint(2, 4), False),
+            ("write:ledger", rnd.randint(2, 4), False), ("compact", 1, True),
+            ("write:artefacts", rnd.randint(1, 3), False), ("write:plans", rnd.randint(1, 2), False),
+            ("write:lineage", rnd.randint(1, 3), False), ("write:ledger", rnd.randint(1, 2), False),
+            ("write_text:ledger", 1, True), ("write:artefacts", rnd.randint(1, 2), False),
+            ("write:lineage", 1, False), ("write:ledger", 1, False), ("compact", 1, True),
+            ("write:artefacts", 1, False), ("write:lineage", 1, False), ("write:runs", 2, False),
+            ("write_text:reports", 1, False), ("compact", 1, False)]
 
 
 def _no_partial_artefacts(root: str) -> int:
@@ -57,8 +64,8 @@ def test_killed_at_planted_points_the_demo_resumes_to_the_same_warehouse(demo_ru
 
     root = str(tmp_path / "wh")
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API") and k != "SPECSTRESS_CRASH_AT"}
-    # the session's Prefect test server: a run killed and resumed a dozen times need not start its own each time
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API") and k not in ("SPECSTRESS_CRASH_AT", "SPECSTRESS_COMPACT_EVERY")}
+    # the session's Prefect test server: a run killed and resumed 20 times need not start its own each time
     env.update({"PREFECT_API_URL": str(PREFECT_API_URL.value()), "DO_NOT_TRACK": "1",
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
     emulator = subprocess.Popen([sys.executable, "-m", "specstress", "emulator", "--spec", str(DEMO), "--port",
@@ -69,9 +76,11 @@ def test_killed_at_planted_points_the_demo_resumes_to_the_same_warehouse(demo_ru
     killed = []
     try:
         _wait_for(port)
-        for point, visit in _points():
-            proc = subprocess.run(cmd, cwd=ROOT, env={**env, "SPECSTRESS_CRASH_AT": f"{point}:{visit}"},
-                                  capture_output=True, text=True, timeout=600)
+        for point, visit, force in _points():
+            planted = {**env, "SPECSTRESS_CRASH_AT": f"{point}:{visit}"}
+            if force:
+                planted["SPECSTRESS_COMPACT_EVERY"] = "2"
+            proc = subprocess.run(cmd, cwd=ROOT, env=planted, capture_output=True, text=True, timeout=600)
             killed.append((point, visit, proc.returncode))
             assert proc.returncode in (-9, 0), proc.stderr[-2000:]
             _no_partial_artefacts(root)              # between kills: no view can see half an artefact
@@ -83,7 +92,7 @@ def test_killed_at_planted_points_the_demo_resumes_to_the_same_warehouse(demo_ru
     finally:
         emulator.kill()
         emulator.wait(10)
-    assert sum(rc == -9 for _, _, rc in killed) >= 9, killed
+    assert sum(rc == -9 for _, _, rc in killed) >= 15, killed
     summary = json.loads(final.stdout)
     ours = {r["run_id"]: r for r in Warehouse(root).latest_runs()}[summary["run_id"]]
     clean = {r["run_id"]: r for r in Warehouse(demo_run["warehouse"]).latest_runs()}[demo_run["summary"]["run_id"]]
