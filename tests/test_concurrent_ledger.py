@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import time
 
 import duckdb
@@ -109,3 +110,20 @@ def test_one_compaction_at_a_time_and_a_dead_lease_is_broken(tmp_path):
     assert token is not None and token != "dead"
     release_lease(wh, token)
     assert not wh.exists(*LOCK.split("/"))
+    # a live lease of a process of this host that is gone (killed mid-compaction) is broken at once; a live
+    # lease of another host, or of a process still running, is not
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    here = socket.gethostname()
+    wh.write_text(LOCK, json.dumps({"token": "killed", "pid": gone.pid, "host": here, "expires": time.time() + 600}))
+    token = acquire_lease(wh)
+    assert token not in (None, "killed")
+    release_lease(wh, token)
+    for held in ({"pid": gone.pid, "host": here + "-elsewhere"}, {"pid": os.getpid(), "host": here}):
+        wh.write_text(LOCK, json.dumps({"token": "live", **held, "expires": time.time() + 600}))
+        assert acquire_lease(wh) is None, held
+        wh.fs.rm(wh._fs_path(*LOCK.split("/")))

@@ -493,6 +493,20 @@ def live_parts(wh: Warehouse) -> list[str]:
     return [f for f in wh.glob("ledger", "part-*.parquet") if f.rsplit("/", 1)[-1] not in retired]
 
 
+def _holder_dead(held: dict[str, Any]) -> bool:
+    """A lease taken by a process of this host that no longer exists (killed mid-compaction): no need to wait for
+    it to expire. Leases from other hosts wait for their expiry."""
+    if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
+        return False
+    try:
+        os.kill(held["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:   # alive, under another user
+        return False
+    return False
+
+
 def acquire_lease(wh: Warehouse) -> str | None:
     """Take the compaction lease; returns its token, or None when a live lease is held by someone else."""
     token = uuid.uuid4().hex
@@ -501,11 +515,12 @@ def acquire_lease(wh: Warehouse) -> str | None:
     for _ in range(2):
         try:
             with wh.fs.open(path, "xb") as fh:   # an exclusive create: O_EXCL, or a conditional put
-                fh.write(json.dumps({"token": token, "pid": os.getpid(), "expires": time.time() + LEASE_S}).encode())
+                fh.write(json.dumps({"token": token, "pid": os.getpid(), "host": socket.gethostname(),
+                                     "expires": time.time() + LEASE_S}).encode())
             return token
         except FileExistsError:
             held = _read_json(wh, LOCK)
-            if held is not None and float(held.get("expires", 0)) > time.time():
+            if held is not None and float(held.get("expires", 0)) > time.time() and not _holder_dead(held):
                 return None
             try:   # a dead compaction's lease (or one being written): break it once, then try again
                 if held is None or _read_json(wh, LOCK) == held:
