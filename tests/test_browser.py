@@ -75,6 +75,14 @@ class Page:
         self.page.goto(self.base + path)
         self.page.wait_for_load_state("load")
 
+    def every_page_draws_its_plots(self, shots: Path, prefix: str = "") -> None:
+        """Open every explorer page: each draws all its plots; a full-page screenshot of each goes to ``shots``."""
+        for path in PAGES:
+            self.open(path)
+            want, drawn = self.plots()
+            assert drawn == want, (path, want, drawn)
+            self.page.screenshot(path=str(shots / f"{prefix}{path.strip('/') or 'overview'}.png"), full_page=True)
+
     def plots(self) -> tuple[int, int]:
         """(plot containers, containers with a drawn SVG), once every container has rendered or failed."""
         want = self.page.locator("div.vega").count()
@@ -100,11 +108,7 @@ def planted(tmp_path_factory):
 def test_pages_draw_their_plots_and_no_planted_script_runs(browser, planted, tmp_path):
     served, _ = planted
     tab = Page(browser, served.url)
-    for path in PAGES:
-        tab.open(path)
-        want, drawn = tab.plots()
-        assert drawn == want, (path, want, drawn)
-        tab.page.screenshot(path=str(tmp_path / f"{path.strip('/') or 'overview'}.png"), full_page=True)
+    tab.every_page_draws_its_plots(tmp_path)
     assert not tab.dialogs, tab.dialogs
     assert not tab.errors, tab.errors
     # the planted payloads are text: no <img onerror>, no script element beyond ours, no javascript: link
@@ -172,11 +176,7 @@ def test_the_demo_explorer_and_report_draw_every_plot(browser, demo_run, tmp_pat
     served = Served(demo_run["warehouse"])
     try:
         tab = Page(browser, served.url)
-        for path in PAGES:
-            tab.open(path)
-            want, drawn = tab.plots()
-            assert drawn == want, (path, want, drawn)
-            tab.page.screenshot(path=str(tmp_path / f"demo-{path.strip('/') or 'overview'}.png"), full_page=True)
+        tab.every_page_draws_its_plots(tmp_path, prefix="demo-")
         assert not tab.errors, tab.errors
     finally:
         served.stop()

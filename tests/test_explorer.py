@@ -45,6 +45,11 @@ def planted_warehouse(tmp: Path) -> Path:
             r[f"{m}_value1_position"] = (i % 7) if j < 6 else 0
             r[f"{m}_value2_position"] = 3 if j % 2 else 2
         rows.append(r)
+    return import_release(tmp, rows)
+
+
+def import_release(tmp: Path, rows: list[dict]) -> Path:
+    """Rows in the paper release's format, imported as run ``release`` of a warehouse at ``tmp/wh``."""
     src = tmp / "release.parquet"
     pq.write_table(pa.Table.from_pylist(rows), src)
     tree = tmp / "values_tree.csv"

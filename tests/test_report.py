@@ -10,16 +10,13 @@ import shutil
 import subprocess
 import sys
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from specstress import charts
-from specstress.paper_dataset import PAPER_MODELS, import_paper
+from specstress.paper_dataset import PAPER_MODELS
 from specstress.tasks.report import render_report, write_report_for
 from specstress.warehouse.store import Warehouse
-from tests.test_explorer import XSS
-from tests.test_taxonomy import write_tree
+from tests.test_explorer import XSS, import_release
 from tests.vega_render import render_with_node
 
 N = 14
@@ -38,12 +35,7 @@ def report(tmp_path_factory):
             r[f"{m}_value1_position"] = (i % 7) if j < 6 else 0
             r[f"{m}_value2_position"] = 3 if j % 2 else 2
         rows.append(r)
-    src = tmp / "release.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), src)
-    tree = tmp / "values_tree.csv"
-    write_tree(tree)
-    wh = tmp / "wh"
-    import_paper(str(src), str(wh), name="release", tree_csv=str(tree))
+    wh = import_release(tmp, rows)
     return wh, render_report(Warehouse(str(wh)), "release", top_n=10)
 
 
