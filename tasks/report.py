@@ -86,10 +86,16 @@ def _canned(con: Any, name: str) -> list[dict[str, Any]]:
     return _dicts(con, (SQL_DIR / "queries" / f"{name}.sql").read_text(encoding="utf-8"))
 
 
-def _ci(lo: Any, hi: Any, digits: int = 3) -> str | None:
+def _ci(lo: Any, hi: Any, digits: int = 3, scale: float = 1.0) -> str | None:
+    """An interval as ``[lo, hi]`` (``scale`` 100 for a share shown in percent); None when the run has none."""
     if lo is None or hi is None:
         return None
-    return f"[{round(float(lo), digits)}, {round(float(hi), digits)}]"
+    return f"[{round(scale * float(lo), digits)}, {round(scale * float(hi), digits)}]"
+
+
+def _ci_of(row: dict[str, Any] | None, digits: int = 3, scale: float = 1.0) -> str | None:
+    """The interval of one ``uncertainty`` row, or None when there is no such row."""
+    return _ci(row["ci_low"], row["ci_high"], digits, scale) if row else None
 
 
 def render_report(wh: Warehouse, run: str | None = None, top_n: int = 10) -> str:
@@ -136,7 +142,7 @@ def render_report(wh: Warehouse, run: str | None = None, top_n: int = 10) -> str
             GROUP BY d.subset ORDER BY d.subset""")
         add(_table([{"subset": r["subset"], "scenarios": r["scenarios"], "mean D": r["mean_d"],
                      "mean D interval": _ci(r["mean_lo"], r["mean_hi"]), "high": r["high"], "high %": r["high_pct"],
-                     "high % interval": _ci(*(None if v is None else 100 * v for v in (r["high_lo"], r["high_hi"])), 1)}
+                     "high % interval": _ci(r["high_lo"], r["high_hi"], 1, 100)}
                     for r in stats]))
         bins = _dicts(con, """SELECT subset,
                 count(*) FILTER (WHERE bin = '[0,1)') AS "[0,1)", count(*) FILTER (WHERE bin = '[1,1.5)') AS "[1,1.5)",
@@ -201,15 +207,13 @@ def render_report(wh: Warehouse, run: str | None = None, top_n: int = 10) -> str
                 chart("figure2", charts.bars(fig2, "bin", ["majority_pct", "any_judge_pct"], "% of scenarios"))
                 ci = {r["sample"]: r for r in _dicts(con, "SELECT * FROM uncertainty WHERE metric = "
                                                           "'noncompliance_majority'")}
-                add(_table([{**r, "majority interval (%)": _ci(*(100 * ci[f"bin:{r['bin']}"][k]
-                                                                for k in ("ci_low", "ci_high")), 1)
-                             if f"bin:{r['bin']}" in ci else None} for r in fig2]))
+                add(_table([{**r, "majority interval (%)": _ci_of(ci.get(f"bin:{r['bin']}"), 1, 100)}
+                            for r in fig2]))
             t2 = _canned(con, "table2_fold_increase")
             if t2:
                 fold = {r["sample"]: r for r in _dicts(con, "SELECT * FROM uncertainty WHERE metric = 'fold_vs_random'")}
                 add("<h3>All-problematic share and fold increase over random (the paper's Table 2)</h3>"
-                    + _table([{**r, "fold interval": _ci(fold[r["sample_set"]]["ci_low"], fold[r["sample_set"]]["ci_high"], 2)
-                               if r.get("sample_set") in fold else None} for r in t2]))
+                    + _table([{**r, "fold interval": _ci_of(fold.get(r.get("sample_set")), 2)} for r in t2]))
             add("<h3>Judge agreement</h3>" + _table(_dicts(con, "SELECT metric, judge_a, judge_b, round(value, 4) "
                                                                   "AS value, items FROM judge_agreement")))
 
@@ -221,9 +225,8 @@ def render_report(wh: Warehouse, run: str | None = None, top_n: int = 10) -> str
             chart("refusals", charts.stacked_bars([{**r, "label": f"{r['level']} {r['label']}"} for r in levels],
                                                   "model_id", "label", "level"))
             rate_ci = {r["model_id"]: r for r in _dicts(con, "SELECT * FROM uncertainty WHERE metric = 'refusal_rate'")}
-            add(_table([{**r, "refusal interval (%)": _ci(100 * rate_ci[r["model_id"]]["ci_low"],
-                                                          100 * rate_ci[r["model_id"]]["ci_high"], 1)
-                         if r["model_id"] in rate_ci else None} for r in _canned(con, "refusal_rates")]))
+            add(_table([{**r, "refusal interval (%)": _ci_of(rate_ci.get(r["model_id"]), 1, 100)}
+                        for r in _canned(con, "refusal_rates")]))
         topics = _dicts(con, "SELECT topic, count(*) AS scenarios FROM topics GROUP BY topic ORDER BY scenarios DESC")
         if topics:
             add("<h2>Topics</h2>" + _table(topics))

@@ -182,6 +182,8 @@ class Ledger:
         self._last_flush = time.monotonic()
         self._seq = 0
         self._writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._compact_every = int(os.environ.get("SPECSTRESS_COMPACT_EVERY") or 0)   # a test knob (see flush)
+        self._compacting = False
         # the write-ahead log: every appended row is also written at once to a local file, so a process
         # killed between flushes loses no finished call (the next run's recover() writes them as a part)
         self._wal_dir = wal_dir(warehouse) if wal else None
@@ -229,8 +231,8 @@ class Ledger:
         ``SPECSTRESS_COMPACT_EVERY=n`` (a test knob) compacts the ledger after every n-th part this writer
         writes, so that tests can force compactions while runs are writing."""
         n = self._flush()
-        every = int(os.environ.get("SPECSTRESS_COMPACT_EVERY") or 0)
-        if n and every > 0 and self._seq % every == 0 and not getattr(self, "_compacting", False):
+        every = self._compact_every
+        if n and every > 0 and self._seq % every == 0 and not self._compacting:
             self._compacting = True
             try:
                 self.compact(min_files=2)
@@ -493,6 +495,18 @@ def live_parts(wh: Warehouse) -> list[str]:
     return [f for f in wh.glob("ledger", "part-*.parquet") if f.rsplit("/", 1)[-1] not in retired]
 
 
+def _read_lease(wh: Warehouse) -> dict[str, Any] | None:
+    """The lease file's content. An exclusive create makes the file before its content is written, so an empty
+    or partial lease is read again for a moment before it counts as a dead holder's (else two compactions could
+    both hold the lease, and their merged parts would hold the same rows twice)."""
+    for _ in range(10):
+        held = _read_json(wh, LOCK)
+        if held is not None or not wh.exists(*LOCK.split("/")):
+            return held
+        time.sleep(0.05)
+    return None
+
+
 def _holder_dead(held: dict[str, Any]) -> bool:
     """A lease taken by a process of this host that no longer exists (killed mid-compaction): no need to wait for
     it to expire. Leases from other hosts wait for their expiry."""
@@ -519,11 +533,11 @@ def acquire_lease(wh: Warehouse) -> str | None:
                                      "expires": time.time() + LEASE_S}).encode())
             return token
         except FileExistsError:
-            held = _read_json(wh, LOCK)
+            held = _read_lease(wh)
             if held is not None and float(held.get("expires", 0)) > time.time() and not _holder_dead(held):
                 return None
-            try:   # a dead compaction's lease (or one being written): break it once, then try again
-                if held is None or _read_json(wh, LOCK) == held:
+            try:   # a dead compaction's lease (expired, its process gone, or never written): break it once
+                if _read_json(wh, LOCK) == held:   # unchanged since read: nobody took it meanwhile
                     wh.fs.rm(path)
             except FileNotFoundError:
                 pass

@@ -10,6 +10,7 @@ from specstress.providers.base import (
     Classifier,
     ProviderError,
     RawReply,
+    aiohttp_client,
     classify_common,
     kind_for_status,
     request_headers,
@@ -64,8 +65,6 @@ class AnthropicAdapter(Classifier):
     def __init__(self, api_key: str, base_url: str | None, timeout: float, api: str | None = None,
                  transport: str = "httpx") -> None:
         import anthropic
-
-        from specstress.providers.openai import aiohttp_client
 
         self.client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout,

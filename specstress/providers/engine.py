@@ -368,7 +368,7 @@ class Engine(CallEngine):
                             self.spec.transport)
 
     def _make_limiter(self, req: CallRequest) -> ModelLimiter:
-        return limiter_share(self.spec.model(req.model_id).limits, int(getattr(self.ctx, "limit_share", 1) or 1))
+        return limiter_share(self.spec.model(req.model_id).limits, self.ctx.limit_share)
 
     def _price(self, req: CallRequest) -> ModelPrice | None:
         return self.prices.for_entry(self.spec.model(req.model_id))

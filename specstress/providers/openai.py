@@ -12,6 +12,7 @@ from specstress.providers.base import (
     Classifier,
     ProviderError,
     RawReply,
+    aiohttp_client,
     classify_common,
     kind_for_status,
     request_headers,
@@ -45,16 +46,6 @@ def classify(exc: BaseException) -> ProviderError:
     if isinstance(exc, openai.APIResponseValidationError):
         return ProviderError("server", f"malformed response body ({type(exc).__name__}: {exc})")
     return classify_common(exc)
-
-
-def aiohttp_client(sdk: Any, timeout: float) -> Any:
-    """The SDK's own aiohttp transport (``DefaultAioHttpClient``: about half the CPU per call of httpx's), or
-    None (the SDK's httpx default) when aiohttp is not installed."""
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        return None
-    return sdk.DefaultAioHttpClient(timeout=timeout)
 
 
 class OpenAIAdapter(Classifier):
