@@ -182,6 +182,17 @@ class Roles(_Strict):
             self.matcher = self.matchers[0]
         return self
 
+    def models_of(self, role: str) -> list[str]:
+        """The model ids playing ``role`` (a field of this section: ``matcher``, ``panel``, ...)."""
+        v = getattr(self, role)
+        if role == "embedder":
+            return [v.model] if v.model else []
+        if role == "generators":
+            return [g.model for g in v]
+        if isinstance(v, list):
+            return list(v)
+        return [v] if v else []
+
     def extra_matchers(self) -> list[str]:
         """The matchers besides ``matcher``, in the order given."""
         return [m for m in dict.fromkeys(self.matchers) if m != self.matcher]
@@ -280,6 +291,35 @@ class TaskRunnerSpec(_Strict):
     dask_address: str | None = None
 
 
+#: providers with a native batch API (half price, results within 24 hours)
+BATCH_PROVIDERS = frozenset({"openai", "anthropic", "google"})
+
+
+class BatchSpec(_Strict):
+    """Which calls go through the providers' batch APIs (about half price, results within 24 hours).
+
+    A call is batched when ``mode`` is ``batch``, its model's provider has a batch API
+    (:data:`BATCH_PROVIDERS`), its model is selected (``models`` or ``roles``; both empty selects every
+    model) and its stage is selected (``stages``; empty selects every call stage). Everything else is sent
+    at once, as in ``realtime`` mode.
+    """
+
+    mode: Literal["realtime", "batch"] = "realtime"
+    models: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+    stages: list[str] = Field(default_factory=list)
+    #: seconds between two status checks of a pending batch
+    poll_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    #: requests per submitted batch (OpenAI accepts 50,000, Anthropic 100,000)
+    max_requests: Annotated[int, Field(ge=1, le=50_000)] = 10_000
+    #: what happens to items a batch did not answer (expired, cancelled, errored): submit them again in a
+    #: new batch (up to ``max_resubmits`` times, then realtime), or send them at once at realtime prices
+    on_unfinished: Literal["resubmit", "realtime"] = "resubmit"
+    max_resubmits: Annotated[int, Field(ge=0, le=10)] = 1
+    #: a batch still pending after this many hours is cancelled and its unanswered items follow ``on_unfinished``
+    max_wait_h: Annotated[float, Field(gt=0)] = 26.0
+
+
 class ServiceSection(BaseModel):
     """A section of the spec owned by a provider plugin: ``emulator:``, owned by
     :mod:`specstress.emulator.config`.
@@ -344,6 +384,7 @@ class RunSpec(_Strict):
     #: is installed) costs about half the CPU per call of httpx's; httpx is the SDKs' default
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
     task_runner: TaskRunnerSpec = Field(default_factory=TaskRunnerSpec)
+    batch: BatchSpec = Field(default_factory=BatchSpec)
     emulator: ServiceSection = Field(default_factory=ServiceSection)  # owned by the emulator plugin
     report: ReportSpec = Field(default_factory=ReportSpec)
     uncertainty: UncertaintySpec = Field(default_factory=UncertaintySpec)
@@ -429,6 +470,12 @@ class RunSpec(_Strict):
         if self.taxonomy.source == "expand" and not r.taxonomy_expander:
             raise FieldError(("roles", "taxonomy_expander"), "taxonomy source 'expand' needs an expander",
                                  "set roles.taxonomy_expander to a model id")
+        for i, mid in enumerate(self.batch.models):
+            check(("batch", "models", i), mid)
+        for i, role in enumerate(self.batch.roles):
+            if role not in Roles.model_fields:
+                raise FieldError(("batch", "roles", i), f"unknown role {role!r}",
+                                 f"use a field of `roles` ({', '.join(Roles.model_fields)})")
         uses_emulator = any(m.on_emulator for m in self.models)
         if uses_emulator and not (self.emulator.enabled or self.emulator.url):
             idx = next(i for i, m in enumerate(self.models) if m.on_emulator)
@@ -443,6 +490,18 @@ class RunSpec(_Strict):
             if m.id == model_id:
                 return m
         raise KeyError(model_id)
+
+    def batched(self, model_id: str, stage: str) -> bool:
+        """Whether calls of ``stage`` to ``model_id`` go through the provider's batch API (see :class:`BatchSpec`)."""
+        b = self.batch
+        if b.mode != "batch" or (b.stages and stage not in b.stages):
+            return False
+        entry = self.model(model_id)
+        if entry.provider not in BATCH_PROVIDERS:
+            return False
+        if not b.models and not b.roles:
+            return True
+        return model_id in b.models or any(model_id in self.roles.models_of(r) for r in b.roles)
 
     def all_subsets(self) -> dict[str, list[str]]:
         """Named model subsets; ``all`` (the whole panel) is always present."""
