@@ -177,6 +177,25 @@ def reuse_stage(ctx: RunContext, stage: Stage, aid: str, existing: dict[str, Any
     return reused
 
 
+def presubmit_batches(ctx: RunContext, stage: Stage, engine: Any, shards: list[list[dict[str, Any]]],
+                      part_names: list[str], wh: Warehouse, aid: str) -> int:
+    """When some of the stage's models run in batch mode, submit the first calls of every unfinished shard to
+    the providers' batch APIs before any shard task runs: the batches then run together, and each shard task
+    only waits for (or reattaches to) its batch. Without this, a thread pool of N would hold N batches at a time."""
+    spec = ctx.spec
+    if spec.batch.mode != "batch" or not any(spec.batched(m, stage.name) for m in stage.models_used(spec)):
+        return 0
+    reqs = []
+    for chunk, part in zip(shards, part_names, strict=True):
+        if not wh.part_exists(stage.name, aid, part):
+            reqs.extend(stage.first_requests(ctx, chunk))
+    n = engine.presubmit(reqs, stage.name)
+    if n and not ctx.quiet:
+        print(f"[{stage.name}] {n} calls submitted to provider batches; waiting for them "
+              f"(polling every {spec.batch.poll_s:g} s)", file=sys.stderr)
+    return n
+
+
 def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[str, Any]:
     """Build ``stage``'s artefact unless it exists; returns a small summary dict."""
     from specstress.tasks.shard import compute_task, shard_task
@@ -215,6 +234,7 @@ def execute_stage(ctx: RunContext, stage: Stage, ids: dict[str, str]) -> dict[st
 
         engine = get_engine(ctx)
         engine.expect(stage.name, round(len(items) * stage.calls_per_item))
+        presubmit_batches(ctx, stage, engine, shards, part_names, wh, aid)
         runner_task = shard_task.with_options(**opts, task_run_name=f"{stage.name}-shard-{{shard_index}}")
         with _progress(ctx, stage, len(shards)) as update:
             futures = [runner_task.submit(stage.name, ctx_dict, aid, i, plan_paths[i], part_names[i])

@@ -66,8 +66,13 @@ _RESULT_COLS = ("key, outcome, text, parsed_json, vector, error, input_tokens, c
                 "reasoning_tokens, cost_usd, latency_s, attempts, wait_s, served_model")
 
 
-def make_row(req: CallRequest, res: CallResult, run_id: str, started_at: Any, statuses: list[int]) -> dict[str, Any]:
-    """The ledger row for one ended call."""
+#: the outcome of a journal row: the key was submitted in the batch ``batch_id`` (not final; its result row follows)
+BATCH_SUBMITTED = "batch_submitted"
+
+
+def make_row(req: CallRequest, res: CallResult, run_id: str, started_at: Any, statuses: list[int],
+             batch_id: str | None = None) -> dict[str, Any]:
+    """The ledger row for one ended call (``batch_id``: the provider batch that answered it)."""
     return {
         "key": req.key,
         "run_id": run_id,
@@ -95,10 +100,29 @@ def make_row(req: CallRequest, res: CallResult, run_id: str, started_at: Any, st
         "attempts": res.attempts,
         "wait_s": res.wait_s,
         "http_statuses": ",".join(str(s) for s in statuses) if statuses else None,
-        "batch_id": None,
+        "batch_id": batch_id,
         "started_at": started_at,
         "finished_at": utcnow(),
     }
+
+
+def journal_row(req: CallRequest, run_id: str, batch_id: str) -> dict[str, Any]:
+    """The row that records ``req`` as submitted in the provider batch ``batch_id``, written before any waiting:
+    a resumed run reattaches to the batch instead of submitting the key again."""
+    now = utcnow()
+    row = make_row(req, CallResult(key=req.key, outcome=BATCH_SUBMITTED), run_id, now, [], batch_id)
+    row["final"] = False
+    return row
+
+
+def request_of(row: dict[str, Any]) -> CallRequest:
+    """The call a ledger row records, rebuilt from its request JSON (bookkeeping fields from the row)."""
+    ident = json.loads(row["request_json"])
+    return CallRequest(provider=ident["provider"], model=ident["model"], messages=ident["messages"],
+                       system=ident.get("system"), params=ident.get("params") or {}, schema=ident.get("schema"),
+                       template_hash=ident.get("template_hash"), sample_index=int(ident.get("sample_index") or 0),
+                       endpoint=ident.get("endpoint") or "default", purpose=row.get("purpose") or "",
+                       model_id=row.get("model_id") or "", kind=ident.get("kind") or "chat")
 
 
 def row_to_result(row: dict[str, Any]) -> CallResult:
@@ -394,6 +418,59 @@ class Ledger:
         with self._lock:
             return [k for k in rest if k not in self._pending]
 
+    def batch_state(self, keys: Iterable[str]) -> dict[str, tuple[str | None, int]]:
+        """For each of ``keys`` without a final outcome that was ever submitted in a provider batch:
+        (the batch it is pending in, or None when its last batch ended without answering it, the number of
+        batches it was submitted in). Keys never submitted are absent."""
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, tuple[str | None, int]] = {}
+        if not keys:
+            return out
+        with self._lock:
+            buffered = [r for r in self._buf if r["key"] in set(keys)]
+        rows: list[dict[str, Any]] = []
+        files = self.files()
+        if files:
+            con = duckdb_connect(None if self.wh.is_local else self.wh.root)
+            try:
+                con.register("wanted", pa.table({"key": keys}))
+                rows = con.sql(
+                    f"SELECT key, outcome, final, batch_id, finished_at, outcome IN ('permanent_error', 'parse_error') "
+                    f"AS soft FROM read_parquet({_list_sql(files)}) WHERE key IN (SELECT key FROM wanted)"
+                ).to_arrow_table().to_pylist()
+            finally:
+                con.close()
+        for r in buffered:
+            rows.append({"key": r["key"], "outcome": r["outcome"], "final": r["final"], "batch_id": r["batch_id"],
+                         "finished_at": r["finished_at"], "soft": r["outcome"] in ("permanent_error", "parse_error")})
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_key.setdefault(r["key"], []).append(r)
+        for key, rs in by_key.items():
+            if any(r["final"] and not (self._retry_outcomes and r["soft"]) for r in rs):
+                continue
+            subs = {r["batch_id"] for r in rs if r["outcome"] == BATCH_SUBMITTED}
+            if not subs:
+                continue
+            last = max(rs, key=lambda r: (r["finished_at"], r["outcome"] != BATCH_SUBMITTED))
+            out[key] = (last["batch_id"] if last["outcome"] == BATCH_SUBMITTED else None, len(subs))
+        return out
+
+    def batch_rows(self, batch_id: str) -> list[dict[str, Any]]:
+        """The journal rows of one provider batch (one per submitted key)."""
+        self.flush()
+        files = self.files()
+        if not files:
+            return []
+        con = duckdb_connect(None if self.wh.is_local else self.wh.root)
+        try:
+            rows = con.sql(f"SELECT * FROM read_parquet({_list_sql(files)}) WHERE batch_id = $b AND outcome = "
+                           f"'{BATCH_SUBMITTED}' QUALIFY row_number() OVER (PARTITION BY key ORDER BY finished_at) = 1",
+                           params={"b": batch_id}).to_arrow_table().to_pylist()
+        finally:
+            con.close()
+        return rows
+
     def calls_by_run(self, run_id: str) -> int:
         """How many calls this run sent (rows it appended, repairs included)."""
         self.flush()
@@ -403,7 +480,7 @@ class Ledger:
         con = duckdb_connect(None if self.wh.is_local else self.wh.root)
         try:
             return int(con.sql(f"SELECT count(DISTINCT (key, finished_at)) FROM read_parquet({_list_sql(files)}) "
-                               f"WHERE run_id = '{run_id}'").fetchall()[0][0])
+                               f"WHERE run_id = '{run_id}' AND outcome <> '{BATCH_SUBMITTED}'").fetchall()[0][0])
         finally:
             con.close()
 

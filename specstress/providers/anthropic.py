@@ -7,6 +7,7 @@ from typing import Any
 
 from specstress.domain import CallRequest, Outcome, Usage
 from specstress.providers.base import (
+    BatchItem,
     Classifier,
     ProviderError,
     RawReply,
@@ -80,6 +81,12 @@ class AnthropicAdapter(Classifier):
             raise self.classify(exc) from None
 
     async def _messages(self, req: CallRequest) -> RawReply:
+        kwargs = self._body(req)
+        kwargs["extra_headers"] = request_headers(req)
+        return _reply(await self.client.messages.create(**kwargs), req)
+
+    def _body(self, req: CallRequest) -> dict[str, Any]:
+        """The messages request body (the same for a realtime call and a batch item)."""
         p = req.params
         kwargs: dict[str, Any] = {
             "model": req.model,
@@ -87,7 +94,8 @@ class AnthropicAdapter(Classifier):
             "messages": list(req.messages),
         }
         if req.system:
-            kwargs["system"] = req.system
+            # the system prompt is our stable prefix (rubric, spec, instructions): cache it
+            kwargs["system"] = [{"type": "text", "text": req.system, "cache_control": {"type": "ephemeral"}}]
         thinking = p.get("thinking_budget")
         if thinking:
             kwargs["thinking"] = {"type": "enabled", "budget_tokens": max(1024, int(thinking))}
@@ -102,36 +110,85 @@ class AnthropicAdapter(Classifier):
             output_config["format"] = {"type": "json_schema", "schema": req.schema["schema"]}
         if output_config:
             kwargs["output_config"] = output_config
-        kwargs["extra_headers"] = request_headers(req)
-        r = await self.client.messages.create(**kwargs)
-        texts: list[str] = []
-        parsed = None
-        for block in r.content or []:
-            btype = getattr(block, "type", None)
-            if btype == "text":
-                texts.append(block.text)
-            elif btype == "tool_use" and req.schema and block.name == req.schema["name"]:
-                parsed = block.input  # older servers answering through a tool
-        usage = _usage(r.usage)
-        text = "".join(texts) if texts else None
-        stop = r.stop_reason
-        if stop == "refusal":
-            return RawReply(Outcome.REFUSAL, text=text, usage=usage, served_model=r.model)
-        if stop == "max_tokens":
-            return RawReply(Outcome.TRUNCATED, text=text, parsed=parsed, usage=usage, served_model=r.model)
-        if stop in ("end_turn", "stop_sequence", "tool_use", "pause_turn", None):
-            return RawReply(Outcome.OK, text=text, parsed=parsed, usage=usage, served_model=r.model)
-        # A stop reason this version does not know: the call was answered and billed, so it is final.
-        # Running out of room is a truncation; anything else is kept as an answer.
-        if any(w in str(stop) for w in ("max", "exceed", "context", "length")):
-            return RawReply(Outcome.TRUNCATED, text=text, parsed=parsed, usage=usage, served_model=r.model)
-        return RawReply(Outcome.OK, text=text, parsed=parsed, usage=usage, served_model=r.model)
+        return kwargs
+
+    # ------------------------------------------------------------------ Message Batches
+
+    async def batch_submit(self, reqs: list[CallRequest], label: str) -> str:
+        try:
+            b = await self.client.messages.batches.create(
+                requests=[{"custom_id": r.key, "params": self._body(r)} for r in reqs])  # type: ignore[misc]
+            return str(b.id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+
+    async def batch_status(self, batch_id: str) -> str:
+        try:
+            b = await self.client.messages.batches.retrieve(batch_id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+        return "ended" if b.processing_status == "ended" else "pending"
+
+    async def batch_cancel(self, batch_id: str) -> None:
+        try:
+            await self.client.messages.batches.cancel(batch_id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+
+    async def batch_results(self, batch_id: str, reqs: dict[str, CallRequest]) -> dict[str, BatchItem]:
+        try:
+            out: dict[str, BatchItem] = {}
+            async for line in await self.client.messages.batches.results(batch_id):
+                key = line.custom_id
+                res = line.result
+                if res.type == "succeeded":
+                    out[key] = BatchItem(key, reply=_reply(res.message, reqs.get(key)))
+                elif res.type == "errored":
+                    err = getattr(getattr(res, "error", None), "error", None)
+                    etype = str(getattr(err, "type", "api_error"))
+                    status = {"invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
+                              "not_found_error": 404, "rate_limit_error": 429, "overloaded_error": 529}.get(etype, 500)
+                    out[key] = BatchItem(key, error=ProviderError(
+                        kind_for_status(status, etype), f"batch item {etype}: {getattr(err, 'message', '')}",
+                        status=status))
+                else:   # expired or canceled: never ran
+                    out[key] = BatchItem(key, unfinished=str(res.type))
+            return out
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
 
     async def embed(self, req: CallRequest) -> RawReply:
         raise ProviderError("bad_request", "Anthropic has no embedding API; use kind: local or an OpenAI/Gemini model")
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _reply(r: Any, req: CallRequest | None) -> RawReply:
+    """A messages response, realtime or from a batch, as a :class:`RawReply`."""
+    schema_name = req.schema["name"] if req is not None and req.schema else None
+    texts: list[str] = []
+    parsed = None
+    for block in r.content or []:
+        btype = getattr(block, "type", None)
+        if btype == "text":
+            texts.append(block.text)
+        elif btype == "tool_use" and schema_name and block.name == schema_name:
+            parsed = block.input  # older servers answering through a tool
+    usage = _usage(r.usage)
+    text = "".join(texts) if texts else None
+    stop = r.stop_reason
+    if stop == "refusal":
+        return RawReply(Outcome.REFUSAL, text=text, usage=usage, served_model=r.model)
+    if stop == "max_tokens":
+        return RawReply(Outcome.TRUNCATED, text=text, parsed=parsed, usage=usage, served_model=r.model)
+    if stop in ("end_turn", "stop_sequence", "tool_use", "pause_turn", None):
+        return RawReply(Outcome.OK, text=text, parsed=parsed, usage=usage, served_model=r.model)
+    # A stop reason this version does not know: the call was answered and billed, so it is final.
+    # Running out of room is a truncation; anything else is kept as an answer.
+    if any(w in str(stop) for w in ("max", "exceed", "context", "length")):
+        return RawReply(Outcome.TRUNCATED, text=text, parsed=parsed, usage=usage, served_model=r.model)
+    return RawReply(Outcome.OK, text=text, parsed=parsed, usage=usage, served_model=r.model)
 
 
 def _usage(u: Any) -> Usage:

@@ -88,6 +88,16 @@ class RawReply:
     status: int = 200
 
 
+@dataclass(slots=True)
+class BatchItem:
+    """One item of an ended provider batch: its reply, its error, or why it never ran (expired, cancelled)."""
+
+    key: str
+    reply: RawReply | None = None
+    error: ProviderError | None = None
+    unfinished: str | None = None
+
+
 class Adapter(Protocol):
     provider: str
 
@@ -225,6 +235,16 @@ def classify_common(exc: BaseException) -> ProviderError:
     if err is not None:
         return err
     return ProviderError("internal", f"{type(exc).__name__}: {exc}")
+
+
+def prompt_cache_key(req: CallRequest) -> str | None:
+    """A routing hint for the provider's prompt cache: calls with the same system prompt (our stable prefix:
+    rubric, spec, instructions) share it. Not part of the call key."""
+    if not req.system:
+        return None
+    import hashlib
+
+    return "ss-" + hashlib.sha256(f"{req.model}\n{req.system}".encode()).hexdigest()[:24]
 
 
 def messages_text(req: CallRequest) -> str:

@@ -31,6 +31,7 @@ from specstress.domain import CallRequest, CallResult, Outcome, Usage
 from specstress.errors import BudgetExceeded, FatalProviderError
 from specstress.prices import ModelPrice, PriceTable
 from specstress.providers.base import Adapter, ProviderError, RawReply, classify_common
+from specstress.providers.batch import BatchRunner
 from specstress.providers.limiter import ModelLimiter
 from specstress.providers.observers import Counters, EngineEvent, Observer, StageCounters, make_progress
 from specstress.providers.retry import (
@@ -58,7 +59,8 @@ class CallEngine:
                  limiter_for: Callable[[CallRequest], ModelLimiter] | None = None,
                  price_for: Callable[[CallRequest], ModelPrice | None] | None = None,
                  budget_usd: float = math.inf, spent_before: float = 0.0, request_timeout_s: float = 120.0,
-                 observers: Iterable[Observer] = (), quiet: bool = True) -> None:
+                 observers: Iterable[Observer] = (), quiet: bool = True,
+                 batched: Callable[[CallRequest, str], bool] | None = None, batch: Any = None) -> None:
         self.ledger = store
         self.run_id = run_id
         self.policy = policy or RetryPolicy()
@@ -77,7 +79,11 @@ class CallEngine:
         self.budget_usd = budget_usd
         self.budget_left = float(budget_usd) - float(spent_before or 0.0)
         self.budget_hit = False
+        self.batch_reserved = 0.0   # the estimated cost of batches submitted and not yet ended
         self.fatal: str | None = None
+        # calls that go through the providers' batch APIs (see specstress.providers.batch)
+        self._batched = batched if batch is not None and batched is not None else None
+        self.batches = BatchRunner(self, batch) if self._batched is not None else None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="specstress-engine", daemon=True)
         self._thread.start()
@@ -108,7 +114,7 @@ class CallEngine:
         misses = [r for r in requests if r.key not in hits]
         results: dict[str, CallResult] = dict(hits)
         if misses:
-            fut = asyncio.run_coroutine_threadsafe(self._send_all(misses, stage), self._loop)
+            fut = asyncio.run_coroutine_threadsafe(self._send_misses(misses, stage), self._loop)
             for req, res in zip(misses, fut.result(), strict=True):
                 results[req.key] = res
         self.ledger.flush_if_due()
@@ -125,6 +131,20 @@ class CallEngine:
 
     def flush(self) -> None:
         self.ledger.flush()
+
+    def presubmit(self, requests: list[CallRequest], stage: str) -> int:
+        """Submit the batched ones of ``requests`` to the providers' batch APIs without waiting (a stage's first
+        calls, before its shards run, so that every shard's batch runs at once). Returns the keys submitted."""
+        if self.batches is None or self._batched is None:
+            return 0
+        batched = [r for r in requests if self._batched(r, stage)]
+        if not batched:
+            return 0
+        fut = asyncio.run_coroutine_threadsafe(self.batches.presubmit(batched, stage), self._loop)
+        n = fut.result()
+        if self.fatal:
+            raise FatalProviderError(self.fatal)
+        return n
 
     def expect(self, stage: str, calls: int) -> None:
         """Announce a stage's planned calls, so that progress shows a fixed total from the start."""
@@ -184,6 +204,19 @@ class CallEngine:
                 self.print_progress()
             except Exception as exc:  # noqa: BLE001 - keep ticking; the rows stay buffered for the next try
                 print(f"warning: ledger flush failed, will retry: {redact(str(exc))}", file=sys.stderr)
+
+    async def _send_misses(self, reqs: list[CallRequest], stage: str) -> list[CallResult]:
+        """Batched calls through the batch runner, the others at once; both concurrently."""
+        if self._batched is None or self.batches is None:
+            return await self._send_all(reqs, stage)
+        in_batch = [self._batched(r, stage) for r in reqs]
+        batch_reqs = [r for r, b in zip(reqs, in_batch, strict=True) if b]
+        if not batch_reqs:
+            return await self._send_all(reqs, stage)
+        now_reqs = [r for r, b in zip(reqs, in_batch, strict=True) if not b]
+        got_batch, got_now = await asyncio.gather(self.batches.run(batch_reqs, stage), self._send_all(now_reqs, stage))
+        by_key = {res.key: res for res in (*got_batch, *got_now)}
+        return [by_key[r.key] for r in reqs]
 
     async def _send_all(self, reqs: list[CallRequest], stage: str) -> list[CallResult]:
         async def one(r: CallRequest) -> CallResult:
@@ -359,7 +392,8 @@ class Engine(CallEngine):
             limiter_for=self._make_limiter, price_for=self._price, budget_usd=float(self.spec.budget_usd),
             spent_before=float(getattr(ctx, "spent_before", 0.0) or 0.0),
             request_timeout_s=float(self.retry.request_timeout_s), observers=observers,
-            quiet=bool(getattr(ctx, "quiet", False)))
+            quiet=bool(getattr(ctx, "quiet", False)),
+            batched=lambda req, stage: self.spec.batched(req.model_id, stage), batch=self.spec.batch)
 
     def _make_adapter(self, req: CallRequest) -> Any:
         from specstress.providers import make_adapter

@@ -11,10 +11,12 @@ from typing import Any
 
 from specstress.domain import CallRequest, Outcome, Usage
 from specstress.providers.base import (
+    BatchItem,
     Classifier,
     ProviderError,
     RawReply,
     classify_common,
+    kind_for_status,
     request_headers,
     status_error,
 )
@@ -68,6 +70,16 @@ class GoogleAdapter(Classifier):
 
     async def _generate(self, req: CallRequest) -> RawReply:
         t = self._types
+        cfg, contents = self._body(req)
+        cfg["http_options"] = t.HttpOptions(headers=request_headers(req))
+        r = await self.client.aio.models.generate_content(
+            model=req.model, contents=contents, config=t.GenerateContentConfig(**cfg))
+        return _reply(r, req)
+
+    def _body(self, req: CallRequest) -> tuple[dict[str, Any], list[Any]]:
+        """(config, contents) of a generate_content call (the same for a realtime call and a batch item).
+        Gemini caches a repeated prefix implicitly: the system instruction (our stable prefix) comes first."""
+        t = self._types
         p = req.params
         cfg: dict[str, Any] = {}
         if req.system:
@@ -82,28 +94,70 @@ class GoogleAdapter(Classifier):
         if req.schema:
             cfg["response_mime_type"] = "application/json"
             cfg["response_json_schema"] = req.schema["schema"]
-        cfg["http_options"] = t.HttpOptions(headers=request_headers(req))
         contents = [
             t.Content(role="model" if m["role"] == "assistant" else "user", parts=[t.Part(text=m["content"])])
             for m in req.messages
         ]
-        r = await self.client.aio.models.generate_content(
-            model=req.model, contents=contents, config=t.GenerateContentConfig(**cfg))
-        usage = _usage(r.usage_metadata)
-        served = getattr(r, "model_version", None) or req.model
-        cands = r.candidates or []
-        if not cands:
-            return RawReply(Outcome.CONTENT_FILTER, usage=usage, served_model=served)
-        cand = cands[0]
-        texts = [part.text for part in (cand.content.parts if cand.content and cand.content.parts else [])
-                 if getattr(part, "text", None) and not getattr(part, "thought", False)]
-        text = "".join(texts) if texts else None
-        reason = getattr(cand.finish_reason, "name", None) or (str(cand.finish_reason) if cand.finish_reason else None)
-        if reason == "MAX_TOKENS":
-            return RawReply(Outcome.TRUNCATED, text=text, usage=usage, served_model=served)
-        if reason in _FILTERED:
-            return RawReply(Outcome.CONTENT_FILTER, text=text, usage=usage, served_model=served)
-        return RawReply(Outcome.OK, text=text, usage=usage, served_model=served)
+        return cfg, contents
+
+    # ------------------------------------------------------------------ batch mode
+
+    async def batch_submit(self, reqs: list[CallRequest], label: str) -> str:
+        t = self._types
+        models = {r.model for r in reqs}
+        if len(models) != 1:
+            raise ProviderError("internal", f"one Gemini batch serves one model, got {sorted(models)}")
+        try:
+            src = []
+            for r in reqs:
+                cfg, contents = self._body(r)
+                src.append(t.InlinedRequest(contents=contents, config=t.GenerateContentConfig(**cfg),
+                                            metadata={"key": r.key}))
+            job = await self.client.aio.batches.create(model=models.pop(), src=src,
+                                                       config=t.CreateBatchJobConfig(display_name=label[:120]))
+            return str(job.name)
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+
+    async def batch_status(self, batch_id: str) -> str:
+        try:
+            job = await self.client.aio.batches.get(name=batch_id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+        return "ended" if _state(job) in _ENDED else "pending"
+
+    async def batch_cancel(self, batch_id: str) -> None:
+        try:
+            await self.client.aio.batches.cancel(name=batch_id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+
+    async def batch_results(self, batch_id: str, reqs: dict[str, CallRequest]) -> dict[str, BatchItem]:
+        try:
+            job = await self.client.aio.batches.get(name=batch_id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+        out: dict[str, BatchItem] = {}
+        dest = getattr(job, "dest", None)
+        for item in (getattr(dest, "inlined_responses", None) or []):
+            key = str((item.metadata or {}).get("key") or "")
+            if not key:
+                continue
+            if item.response is not None:
+                out[key] = BatchItem(key, reply=_reply(item.response, reqs.get(key)))
+                continue
+            err = item.error
+            code = int(getattr(err, "code", 0) or 0)
+            status_name = str(getattr(err, "status", "") or "")
+            if status_name in ("DEADLINE_EXCEEDED", "CANCELLED") or code in (4, 1):
+                out[key] = BatchItem(key, unfinished=status_name.lower() or "not run")
+            else:
+                status = code if code >= 400 else 500
+                out[key] = BatchItem(key, error=ProviderError(kind_for_status(status, status_name),
+                                                              f"batch item {status_name}: {getattr(err, 'message', '')}",
+                                                              status=status))
+        return out
+
 
     async def embed(self, req: CallRequest) -> RawReply:
         try:
@@ -123,6 +177,35 @@ class GoogleAdapter(Classifier):
 
     async def aclose(self) -> None:
         await self.client.aio.aclose()
+
+
+def _state(job: Any) -> str:
+    st = getattr(job, "state", None)
+    return str(getattr(st, "name", None) or st or "")
+
+
+_ENDED = frozenset({"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
+                    "JOB_STATE_PARTIALLY_SUCCEEDED"})
+
+
+def _reply(r: Any, req: CallRequest | None) -> RawReply:
+    """A generate_content response, realtime or from a batch, as a :class:`RawReply`."""
+    usage = _usage(r.usage_metadata)
+    served = getattr(r, "model_version", None) or (req.model if req is not None else None)
+    cands = r.candidates or []
+    if not cands:
+        return RawReply(Outcome.CONTENT_FILTER, usage=usage, served_model=served)
+    cand = cands[0]
+    texts = [part.text for part in (cand.content.parts if cand.content and cand.content.parts else [])
+             if getattr(part, "text", None) and not getattr(part, "thought", False)]
+    text = "".join(texts) if texts else None
+    reason = getattr(cand.finish_reason, "name", None) or (str(cand.finish_reason) if cand.finish_reason else None)
+    if reason == "MAX_TOKENS":
+        return RawReply(Outcome.TRUNCATED, text=text, usage=usage, served_model=served)
+    if reason in _FILTERED:
+        return RawReply(Outcome.CONTENT_FILTER, text=text, usage=usage, served_model=served)
+    return RawReply(Outcome.OK, text=text, usage=usage, served_model=served)
+
 
 
 def _usage(u: Any) -> Usage:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TextIO
 
 EventKind = Literal["expected", "planned", "cache_hit", "call_started", "call_ended", "retry", "rate_limited",
-                    "cost"]
+                    "cost", "batch_submitted", "batch_waiting", "batch_ended"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +53,14 @@ class StageCounters:
     waited_s: float = 0.0
     failed: int = 0
     cost_usd: float = 0.0
+    batched: int = 0          # keys submitted in provider batches
+    batches_waiting: int = 0  # batches this engine is waiting for
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def as_dict(self) -> dict[str, Any]:
         return {"planned": self.planned, "cache_hits": self.hits, "sent": self.sent, "done": self.done,
                 "retries": self.retries, "rate_limited": self.rate_limited, "waited_s": round(self.waited_s, 2),
-                "failed": self.failed,
+                "failed": self.failed, "batched": self.batched,
                 "cost_usd": round(self.cost_usd, 6), "outcomes": dict(self.outcomes)}
 
 
@@ -93,6 +95,12 @@ class Counters:
         elif kind == "cost":
             c.cost_usd += event.cost_usd
             self.run_cost += event.cost_usd
+        elif kind == "batch_submitted":
+            c.batched += event.n
+        elif kind == "batch_waiting":
+            c.batches_waiting += 1
+        elif kind == "batch_ended":
+            c.batches_waiting = max(0, c.batches_waiting - 1)
 
 
 class ProgressLine:
@@ -116,7 +124,8 @@ class ProgressLine:
     def line(self, stage: str) -> str:
         c = self.counters.by_stage[stage]
         done = c.hits + c.done
-        return (f"[{stage}] {done}/{max(c.expected, c.planned, done)} calls · {c.hits} cached · {c.retries} retries"
+        batches = f" · {c.batched} in batches ({c.batches_waiting} pending)" if c.batched or c.batches_waiting else ""
+        return (f"[{stage}] {done}/{max(c.expected, c.planned, done)} calls{batches} · {c.hits} cached · {c.retries} retries"
                 f" ({c.waited_s:.1f}s waited) · {c.rate_limited} rate-limited · ${c.cost_usd:.4f} this stage"
                 f" · ${self.counters.run_cost:.4f} run / ${self.budget_usd:.2f} budget")
 

@@ -5,16 +5,19 @@ Also the base of the xAI, OpenAI-compatible and sim adapters, which speak the sa
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from specstress.domain import CallRequest, Outcome, Usage
 from specstress.providers.base import (
+    BatchItem,
     Classifier,
     ProviderError,
     RawReply,
     aiohttp_client,
     classify_common,
     kind_for_status,
+    prompt_cache_key,
     request_headers,
     status_error,
 )
@@ -84,6 +87,12 @@ class OpenAIAdapter(Classifier):
     # ------------------------------------------------------------------ chat completions
 
     async def _chat(self, req: CallRequest) -> RawReply:
+        kwargs = self._chat_body(req)
+        kwargs["extra_headers"] = request_headers(req)
+        return _chat_reply(await self.client.chat.completions.create(**kwargs))
+
+    def _chat_body(self, req: CallRequest) -> dict[str, Any]:
+        """The chat-completions request body (the same for a realtime call and a batch line)."""
         p = req.params
         messages: list[dict[str, Any]] = []
         if req.system:
@@ -100,27 +109,19 @@ class OpenAIAdapter(Classifier):
                 "type": "json_schema",
                 "json_schema": {"name": req.schema["name"], "schema": req.schema["schema"], "strict": False},
             }
-        kwargs["extra_headers"] = request_headers(req)
-        r = await self.client.chat.completions.create(**kwargs)
-        if not r.choices:
-            return RawReply(Outcome.CONTENT_FILTER, usage=_chat_usage(r.usage), served_model=r.model)
-        ch = r.choices[0]
-        msg = ch.message
-        text = msg.content if msg else None
-        refusal = getattr(msg, "refusal", None) if msg else None
-        if refusal:
-            outcome, text = Outcome.REFUSAL, refusal
-        elif ch.finish_reason == "length":
-            outcome = Outcome.TRUNCATED
-        elif ch.finish_reason == "content_filter":
-            outcome = Outcome.CONTENT_FILTER
-        else:
-            outcome = Outcome.OK
-        return RawReply(outcome, text=text, usage=_chat_usage(r.usage), served_model=r.model)
+        cache_key = prompt_cache_key(req) if self.provider == "openai" else None
+        if cache_key:
+            kwargs["prompt_cache_key"] = cache_key
+        return kwargs
 
     # ------------------------------------------------------------------ responses API
 
     async def _responses(self, req: CallRequest) -> RawReply:
+        kwargs = self._responses_body(req)
+        kwargs["extra_headers"] = request_headers(req)
+        return _responses_reply(await self.client.responses.create(**kwargs))
+
+    def _responses_body(self, req: CallRequest) -> dict[str, Any]:
         p = req.params
         kwargs: dict[str, Any] = {"model": req.model, "input": list(req.messages)}
         if req.system:
@@ -135,50 +136,163 @@ class OpenAIAdapter(Classifier):
         if req.schema:
             kwargs["text"] = {"format": {"type": "json_schema", "name": req.schema["name"],
                                          "schema": req.schema["schema"], "strict": False}}
-        kwargs["extra_headers"] = request_headers(req)
-        r = await self.client.responses.create(**kwargs)
-        texts: list[str] = []
-        refusal = None
-        for item in r.output or []:
-            if getattr(item, "type", None) != "message":
-                continue
-            for c in getattr(item, "content", None) or []:
-                ctype = getattr(c, "type", None)
-                if ctype == "output_text":
-                    texts.append(c.text)
-                elif ctype == "refusal":
-                    refusal = getattr(c, "refusal", None) or "refused"
-        text = "".join(texts) if texts else None
-        usage = _responses_usage(r.usage)
-        status = getattr(r, "status", "completed")
-        if refusal:
-            return RawReply(Outcome.REFUSAL, text=refusal, usage=usage, served_model=r.model)
-        if status == "incomplete":
-            reason = getattr(getattr(r, "incomplete_details", None), "reason", None)
-            outcome = Outcome.CONTENT_FILTER if reason == "content_filter" else Outcome.TRUNCATED
-            return RawReply(outcome, text=text, usage=usage, served_model=r.model)
-        if status == "failed":
-            raise ProviderError("server", f"response failed: {getattr(r, 'error', None)}")
-        return RawReply(Outcome.OK, text=text, usage=usage, served_model=r.model)
+        cache_key = prompt_cache_key(req) if self.provider == "openai" else None
+        if cache_key:
+            kwargs["prompt_cache_key"] = cache_key
+        return kwargs
 
     # ------------------------------------------------------------------ embeddings
 
     async def embed(self, req: CallRequest) -> RawReply:
         try:
-            inputs = [m["content"] for m in req.messages]
-            kwargs: dict[str, Any] = {"model": req.model, "input": inputs}
-            if req.params.get("dimensions"):
-                kwargs["dimensions"] = req.params["dimensions"]
+            kwargs = self._embed_body(req)
             kwargs["extra_headers"] = request_headers(req)
-            r = await self.client.embeddings.create(**kwargs)
-            vectors = [list(d.embedding) for d in sorted(r.data, key=lambda d: d.index)]
-            usage = Usage(input_tokens=int(getattr(r.usage, "prompt_tokens", 0) or 0))
-            return RawReply(Outcome.OK, vectors=vectors, usage=usage, served_model=r.model)
+            return _embed_reply(await self.client.embeddings.create(**kwargs))
         except Exception as exc:  # noqa: BLE001
             raise self.classify(exc) from None
 
+    def _embed_body(self, req: CallRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"model": req.model, "input": [m["content"] for m in req.messages]}
+        if req.params.get("dimensions"):
+            kwargs["dimensions"] = req.params["dimensions"]
+        return kwargs
+
+    # ------------------------------------------------------------------ the Batch API
+
+    def _batch_line(self, req: CallRequest) -> tuple[str, dict[str, Any]]:
+        if req.kind == "embedding":
+            return "/v1/embeddings", self._embed_body(req)
+        if self._use_responses(req):
+            return "/v1/responses", self._responses_body(req)
+        return "/v1/chat/completions", self._chat_body(req)
+
+    async def batch_submit(self, reqs: list[CallRequest], label: str) -> str:
+        """Upload the requests as one JSONL file (custom id = ledger key) and create a batch; returns its id."""
+        try:
+            lines, urls = [], set()
+            for req in reqs:
+                url, body = self._batch_line(req)
+                urls.add(url)
+                lines.append(json.dumps({"custom_id": req.key, "method": "POST", "url": url, "body": body},
+                                        ensure_ascii=False))
+            if len(urls) != 1:
+                raise ProviderError("internal", f"one batch must use one endpoint, got {sorted(urls)}")
+            data = ("\n".join(lines) + "\n").encode("utf-8")
+            f = await self.client.files.create(file=(f"{label}.jsonl", data, "application/jsonl"), purpose="batch")
+            b = await self.client.batches.create(input_file_id=f.id, endpoint=urls.pop(),  # type: ignore[arg-type]
+                                                 completion_window="24h", metadata={"specstress": label[:500]})
+            return str(b.id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+
+    async def batch_status(self, batch_id: str) -> str:
+        """``pending`` or ``ended`` (completed, expired, cancelled or failed)."""
+        try:
+            b = await self.client.batches.retrieve(batch_id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+        return "ended" if b.status in ("completed", "expired", "cancelled", "failed") else "pending"
+
+    async def batch_cancel(self, batch_id: str) -> None:
+        try:
+            await self.client.batches.cancel(batch_id)
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+
+    async def batch_results(self, batch_id: str, reqs: dict[str, CallRequest]) -> dict[str, BatchItem]:
+        """Every answered or failed item of an ended batch, by custom id; items it never ran are absent."""
+        try:
+            b = await self.client.batches.retrieve(batch_id)
+            out: dict[str, BatchItem] = {}
+            for file_id in (b.output_file_id, b.error_file_id):
+                if not file_id:
+                    continue
+                content = await self.client.files.content(file_id)
+                for line in content.text.splitlines():
+                    if line.strip():
+                        item = self._batch_item(json.loads(line), b.endpoint)
+                        if item is not None:
+                            out[item.key] = item
+            return out
+        except Exception as exc:  # noqa: BLE001
+            raise self.classify(exc) from None
+
+    def _batch_item(self, line: dict[str, Any], endpoint: str) -> BatchItem | None:
+        from openai.types import CreateEmbeddingResponse
+        from openai.types.chat import ChatCompletion
+        from openai.types.responses import Response
+
+        key = str(line.get("custom_id") or "")
+        resp = line.get("response") or None
+        if not key:
+            return None
+        if resp is None:   # not run: the batch expired or was cancelled
+            err = line.get("error") or {}
+            return BatchItem(key, unfinished=str(err.get("code") or "not run"))
+        status = int(resp.get("status_code") or 0)
+        body = resp.get("body") or {}
+        if status != 200:
+            msg = json.dumps(body.get("error") if isinstance(body, dict) else body)[:500]
+            return BatchItem(key, error=ProviderError(kind_for_status(status, msg), f"batch item HTTP {status}: {msg}",
+                                                      status=status))
+        if "embeddings" in endpoint:
+            return BatchItem(key, reply=_embed_reply(CreateEmbeddingResponse.model_validate(body)))
+        if "responses" in endpoint:
+            return BatchItem(key, reply=_responses_reply(Response.model_validate(body)))
+        return BatchItem(key, reply=_chat_reply(ChatCompletion.model_validate(body)))
+
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _chat_reply(r: Any) -> RawReply:
+    if not r.choices:
+        return RawReply(Outcome.CONTENT_FILTER, usage=_chat_usage(r.usage), served_model=r.model)
+    ch = r.choices[0]
+    msg = ch.message
+    text = msg.content if msg else None
+    refusal = getattr(msg, "refusal", None) if msg else None
+    if refusal:
+        outcome, text = Outcome.REFUSAL, refusal
+    elif ch.finish_reason == "length":
+        outcome = Outcome.TRUNCATED
+    elif ch.finish_reason == "content_filter":
+        outcome = Outcome.CONTENT_FILTER
+    else:
+        outcome = Outcome.OK
+    return RawReply(outcome, text=text, usage=_chat_usage(r.usage), served_model=r.model)
+
+
+def _responses_reply(r: Any) -> RawReply:
+    texts: list[str] = []
+    refusal = None
+    for item in r.output or []:
+        if getattr(item, "type", None) != "message":
+            continue
+        for c in getattr(item, "content", None) or []:
+            ctype = getattr(c, "type", None)
+            if ctype == "output_text":
+                texts.append(c.text)
+            elif ctype == "refusal":
+                refusal = getattr(c, "refusal", None) or "refused"
+    text = "".join(texts) if texts else None
+    usage = _responses_usage(r.usage)
+    status = getattr(r, "status", "completed")
+    if refusal:
+        return RawReply(Outcome.REFUSAL, text=refusal, usage=usage, served_model=r.model)
+    if status == "incomplete":
+        reason = getattr(getattr(r, "incomplete_details", None), "reason", None)
+        outcome = Outcome.CONTENT_FILTER if reason == "content_filter" else Outcome.TRUNCATED
+        return RawReply(outcome, text=text, usage=usage, served_model=r.model)
+    if status == "failed":
+        raise ProviderError("server", f"response failed: {getattr(r, 'error', None)}")
+    return RawReply(Outcome.OK, text=text, usage=usage, served_model=r.model)
+
+
+def _embed_reply(r: Any) -> RawReply:
+    vectors = [list(d.embedding) for d in sorted(r.data, key=lambda d: d.index)]
+    usage = Usage(input_tokens=int(getattr(r.usage, "prompt_tokens", 0) or 0))
+    return RawReply(Outcome.OK, vectors=vectors, usage=usage, served_model=r.model)
 
 
 def _chat_usage(u: Any) -> Usage:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from specstress.domain import CallResult
-from specstress.warehouse.ledger import row_to_result
+from specstress.warehouse.ledger import BATCH_SUBMITTED, row_to_result
 
 
 class CallStore(Protocol):
@@ -24,6 +24,16 @@ class CallStore(Protocol):
         ...
 
     def append(self, row: dict[str, Any], flush: bool = True) -> None: ...
+
+    def final_keys(self, keys: Iterable[str]) -> set[str]: ...
+
+    def batch_state(self, keys: Iterable[str]) -> dict[str, tuple[str | None, int]]:
+        """Keys journalled in provider batches: (the batch a key is pending in or None, batches it was in)."""
+        ...
+
+    def batch_rows(self, batch_id: str) -> list[dict[str, Any]]:
+        """The journal rows of one provider batch."""
+        ...
 
     def flush(self) -> int: ...
 
@@ -57,6 +67,29 @@ class MemoryStore:
             self.rows.append(row)
             if row["final"]:
                 self._final[row["key"]] = row
+
+    def final_keys(self, keys: Iterable[str]) -> set[str]:
+        with self._lock:
+            return {k for k in keys if k in self._final}
+
+    def batch_state(self, keys: Iterable[str]) -> dict[str, tuple[str | None, int]]:
+        wanted = set(keys)
+        out: dict[str, tuple[str | None, int]] = {}
+        with self._lock:
+            for row in self.rows:
+                k = row["key"]
+                if k not in wanted or k in self._final:
+                    continue
+                bid, n = out.get(k, (None, 0))
+                if row["outcome"] == BATCH_SUBMITTED:
+                    out[k] = (row["batch_id"], n + 1)
+                elif n:
+                    out[k] = (None, n)
+        return out
+
+    def batch_rows(self, batch_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.rows if r["outcome"] == BATCH_SUBMITTED and r["batch_id"] == batch_id]
 
     def flush(self) -> int:
         with self._lock:
