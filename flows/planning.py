@@ -5,10 +5,17 @@ and whatever the provider plugins check. ``plan`` estimates, per stage and model
 calls already final in the ledger, the tokens and the dollars of the remaining work. Where a
 stage's inputs already exist its calls are built for real and looked up in the ledger; otherwise
 the counts come from the run spec and typical sizes (stated as estimates).
+
+Every row is priced three ways: at the standard (realtime) rate, through the provider's batch API, and
+in a batch with prompt caching (each call's system prompt is its cacheable prefix: the first call of each
+distinct prefix writes it, ``prompt_cache.hit_ratio`` of the later calls read it; see ``specs/prices.yaml``).
+The row's ``mode`` is what the run spec chose (``RunSpec.batched``), and ``cost_usd``, the figure the budget
+check uses, is the batch price of a batched row and the realtime price of the others, without cache credit.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +42,21 @@ class PlanRow:
     remaining: int
     input_tokens: int
     output_tokens: int
+    #: the remaining work in the run spec's chosen mode (batch price when batched, else realtime; no cache credit)
     cost_usd: float
     exact: bool
     price_known: bool
+    #: ``batch`` when the run spec sends these calls through the provider's batch API, else ``realtime``
+    mode: str = "realtime"
+    realtime_usd: float = 0.0
+    batch_usd: float = 0.0
+    #: batch price with the system prompts cached (``prompt_cache`` in the price table)
+    batch_cache_usd: float = 0.0
+    #: tokens of each call's system prompt (its cacheable prefix), and how many distinct ones remain
+    prefix_tokens: int = 0
+    prefixes: int = 0
+    #: whether the prefix reaches the provider's minimum cacheable length
+    cacheable: bool = False
 
 
 def models_in_use(spec: RunSpec) -> list[str]:
@@ -112,6 +131,8 @@ def plan(ctx: RunContext) -> list[PlanRow]:
             continue
         done = wh.has_artefact(ids[stage.name])
         exact_hits: dict[str, tuple[int, int]] = {}
+        # model -> (system-prompt tokens summed over the calls not in the ledger, their distinct system prompts)
+        exact_prefix: dict[str, tuple[int, set[int]]] = {}
         if not done and stage.kind == "calls":
             inp = input_ids(stage, ids, spec)
             if all(wh.has_artefact(a) for a in inp.values()):
@@ -121,6 +142,10 @@ def plan(ctx: RunContext) -> list[PlanRow]:
                 for r in reqs:
                     n, h = exact_hits.get(r.model_id, (0, 0))
                     exact_hits[r.model_id] = (n + 1, h + (0 if r.key in left else 1))
+                    if r.key in left:
+                        toks, distinct = exact_prefix.setdefault(r.model_id, (0, set()))
+                        distinct.add(hash(r.system or ""))
+                        exact_prefix[r.model_id] = (toks + len(r.system or "") // 4, distinct)
         for e in est:
             entry = spec.model(e.model_id) if e.model_id else None
             price = prices.for_entry(entry) if entry is not None else None
@@ -135,14 +160,48 @@ def plan(ctx: RunContext) -> list[PlanRow]:
                 in_ledger, remaining = 0, e.calls
             frac = remaining / e.calls if e.calls else 0.0
             tin, tout = int(e.input_tokens * frac), int(e.output_tokens * frac)
-            cost = price.cost(Usage(input_tokens=tin, output_tokens=tout)) if price else 0.0
-            rows.append(PlanRow(stage.name, e.model_id, e.calls, in_ledger, remaining, tin, tout, cost,
-                                exact=done or e.model_id in exact_hits, price_known=price is not None))
+            if e.model_id in exact_prefix and not done:
+                toks, distinct = exact_prefix[e.model_id]
+                pending = max(1, exact_hits[e.model_id][0] - exact_hits[e.model_id][1])
+                prefix_tokens, prefixes = toks // pending, len(distinct)
+            else:
+                prefix_tokens, prefixes = e.prefix_tokens, math.ceil(e.prefixes * frac)
+            prefix_tokens = min(prefix_tokens, tin // remaining) if remaining else 0
+            mode = "batch" if entry is not None and spec.batched(e.model_id, stage.name) else "realtime"
+            usage = Usage(input_tokens=tin, output_tokens=tout)
+            realtime = price.cost(usage) if price else 0.0
+            batch = price.cost(usage, batch=True) if price else 0.0
+            batch_cache = price.cost_with_cache(remaining, tin, tout, prefix_tokens, prefixes,
+                                                prices.cache_hit_ratio, batch=True) if price else 0.0
+            rows.append(PlanRow(stage.name, e.model_id, e.calls, in_ledger, remaining, tin, tout,
+                                batch if mode == "batch" else realtime,
+                                exact=done or e.model_id in exact_hits, price_known=price is not None, mode=mode,
+                                realtime_usd=realtime, batch_usd=batch, batch_cache_usd=batch_cache,
+                                prefix_tokens=prefix_tokens, prefixes=prefixes,
+                                cacheable=bool(price and price.cached_input is not None and prefix_tokens
+                                               and prefix_tokens >= price.cache_min_tokens)))
     return rows
 
 
 def remaining_cost(rows: list[PlanRow]) -> float:
+    """Dollars of the remaining work in the run spec's chosen modes (no cache credit): what the budget check uses."""
     return sum(r.cost_usd for r in rows)
+
+
+def totals(rows: list[PlanRow]) -> dict[str, float]:
+    """The plan's totals: every row at realtime, batch and batch + cache prices, and in the chosen modes."""
+    return {"realtime_usd": sum(r.realtime_usd for r in rows), "batch_usd": sum(r.batch_usd for r in rows),
+            "batch_cache_usd": sum(r.batch_cache_usd for r in rows), "chosen_usd": remaining_cost(rows)}
+
+
+def cache_assumptions(spec: RunSpec) -> dict[str, Any]:
+    """What the batch and batch + cache columns assume (from the price table), for the footer and ``--json``."""
+    prices = PriceTable.load(spec.resolve(spec.prices))
+    return {"hit_ratio": prices.cache_hit_ratio, "batch_discount_by_provider": dict(prices.batch_by_provider),
+            "cache_write_by_provider": dict(prices.cache_write_by_provider),
+            "cache_min_tokens_by_provider": dict(prices.cache_min_by_provider),
+            "prefix": "each call's system prompt; the first call of each distinct prefix writes it, hit_ratio of "
+                      "the later calls read it at the cached-input price, the others write it again"}
 
 
 def check_budget(ctx: RunContext, rows: list[PlanRow]) -> float:
@@ -158,21 +217,48 @@ def check_budget(ctx: RunContext, rows: list[PlanRow]) -> float:
 
 
 def format_plan(rows: list[PlanRow], spec: RunSpec, spent_before: float = 0.0) -> str:
-    head = f"{'stage':<18} {'model':<22} {'calls':>9} {'in ledger':>9} {'remaining':>9} {'in tok':>12} " \
-           f"{'out tok':>12} {'est $':>10}"
+    head = f"{'stage':<18} {'model':<22} {'calls':>9} {'in ledger':>9} {'remaining':>9} {'in tok':>13} " \
+           f"{'out tok':>13} {'prefix':>7} {'realtime $':>11} {'batch $':>10} {'batch+cache $':>13} {'mode':<8}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        flag = "" if r.exact else "~"
-        price = f"{r.cost_usd:>10.2f}" if r.price_known else f"{'no price':>10}"
+        flag = " " if r.exact else "~"
+        money = (f"{r.realtime_usd:>11.2f} {r.batch_usd:>10.2f} {r.batch_cache_usd:>13.2f}" if r.price_known
+                 else f"{'no price':>11} {'no price':>10} {'no price':>13}")
+        prefix = f"{r.prefix_tokens:,}{'' if r.cacheable or not r.prefix_tokens else '*'}" if r.prefix_tokens else "-"
         lines.append(f"{r.stage:<18} {r.model_id:<22} {r.calls:>9,} {r.in_ledger:>9,} {r.remaining:>9,} "
-                     f"{r.input_tokens:>12,} {r.output_tokens:>12,} {price}{flag}")
-    total = remaining_cost(rows)
+                     f"{r.input_tokens:>13,} {r.output_tokens:>13,} {prefix:>7} {money}{flag} {r.mode}")
+    t = totals(rows)
+    total = t["chosen_usd"]
     lines.append("-" * len(head))
     lines.append(f"{'total':<18} {'':<22} {sum(r.calls for r in rows):>9,} {sum(r.in_ledger for r in rows):>9,} "
-                 f"{sum(r.remaining for r in rows):>9,} {sum(r.input_tokens for r in rows):>12,} "
-                 f"{sum(r.output_tokens for r in rows):>12,} {total:>10.2f}")
-    lines.append(f"remaining estimate ${total:,.2f}; already spent by this run name ${spent_before:,.2f}; "
-                 f"budget ${spec.budget_usd:,.2f}" + ("  -> OVER BUDGET" if total + spent_before > spec.budget_usd else ""))
+                 f"{sum(r.remaining for r in rows):>9,} {sum(r.input_tokens for r in rows):>13,} "
+                 f"{sum(r.output_tokens for r in rows):>13,} {'':>7} {t['realtime_usd']:>11.2f} {t['batch_usd']:>10.2f} "
+                 f"{t['batch_cache_usd']:>13.2f}")
+    rt = t["realtime_usd"]
+
+    def share(x: float) -> str:
+        return f" ({x / rt:.2f}x realtime)" if rt else ""
+
+    batched = sum(1 for r in rows if r.mode == "batch")
+    lines.append(f"totals: realtime ${rt:,.2f}; batch ${t['batch_usd']:,.2f}{share(t['batch_usd'])}; "
+                 f"batch + cache ${t['batch_cache_usd']:,.2f}{share(t['batch_cache_usd'])}; "
+                 f"chosen modes ${total:,.2f}{share(total)}")
+    lines.append(f"run spec mode: batch.mode = {spec.batch.mode}; {batched} of {len(rows)} rows batched "
+                 "(a row is batched when its provider has a batch API and `batch:` selects its model and stage)")
+    lines.append(f"remaining estimate (chosen modes) ${total:,.2f}; already spent by this run name "
+                 f"${spent_before:,.2f}; budget ${spec.budget_usd:,.2f}"
+                 + ("  -> OVER BUDGET" if total + spent_before > spec.budget_usd else ""))
+    a = cache_assumptions(spec)
+    no_batch = sorted(p for p, d in a["batch_discount_by_provider"].items() if not d)
+    lines.append("chosen = batch $ for batch rows and realtime $ for the others, with no cache credit (what the "
+                 "budget check uses).")
+    lines.append("batch + cache = batch prices, with each call's system prompt as its cacheable prefix ('prefix' = "
+                 "its tokens): the first call of each distinct prefix writes")
+    lines.append(f"  it (Anthropic: 1.25x input), {a['hit_ratio']:.0%} of the later calls read it at the cached-input "
+                 "price (an assumption: prompt_cache.hit_ratio in the price table);")
+    lines.append("  * = shorter than the provider's minimum cacheable prefix, never cached"
+                 + (f"; {', '.join(no_batch)}: no batch API, standard rate in the batch columns" if no_batch else "")
+                 + ".")
     lines.append("~ = estimated from the run spec (inputs not built yet); other rows use the real planned calls.")
     return "\n".join(lines)
 

@@ -125,10 +125,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     rows = planning.plan(ctx)
     if args.json:
         print(json.dumps({"rows": planning.as_dicts(rows), "remaining_usd": planning.remaining_cost(rows),
+                          "totals": planning.totals(rows), "batch_mode": ctx.spec.batch.mode,
+                          "cache_assumptions": planning.cache_assumptions(ctx.spec),
                           "spent_before": ctx.spent_before, "budget_usd": ctx.spec.budget_usd}, indent=2))
     else:
         print(f"plan for {ctx.spec.name} ({args.spec_path}); prices as of "
-              f"{_prices_date(ctx.spec)}; warehouse {ctx.warehouse_root}")
+              f"{_prices_date(ctx.spec)}; batch mode {ctx.spec.batch.mode}; warehouse {ctx.warehouse_root}")
         print(planning.format_plan(rows, ctx.spec, ctx.spent_before))
     return 0
 

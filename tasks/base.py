@@ -8,6 +8,7 @@ sends them, parses the outcomes and writes one Parquet part (``run_shard``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pyarrow as pa
 from specstress.context import RunContext
 from specstress.domain import CallRequest, CallResult
 from specstress.errors import ShardIncomplete
-from specstress.prompts import Template
+from specstress.prompts import Template, load_template
 from specstress.providers.services import endpoint_identity, model_identity
 from specstress.runspec import RunSpec
 from specstress.schemas import schema_spec
@@ -34,6 +35,17 @@ class EstimateRow:
     input_tokens: int
     output_tokens: int
     planned_keys: list[str] | None = None  # known when the stage's inputs already exist
+    #: tokens of each call's system prompt, its stable prefix that providers cache (part of ``input_tokens``)
+    prefix_tokens: int = 0
+    #: how many distinct system prompts the calls have (each is written to a provider's cache once)
+    prefixes: int = 0
+
+
+def system_prompt_tokens(template: str, filled_tokens: int = 0) -> int:
+    """Tokens of template ``template``'s system prompt (characters / 4, as the plan counts them): its fixed
+    text, plus ``filled_tokens`` for what its placeholders will hold."""
+    fixed = re.sub(r"\{\{[^}]*\}\}", "", load_template(template).system)
+    return len(fixed) // 4 + filled_tokens
 
 
 @dataclass

@@ -16,7 +16,15 @@ from specstress.domain import DISAGREEMENT_BINS, CallRequest, Outcome
 from specstress.hashing import sha256_hex
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.base import (
+    EstimateRow,
+    Inputs,
+    Sender,
+    Stage,
+    make_request,
+    models_config,
+    system_prompt_tokens,
+)
 from specstress.tasks.registry import register_stage
 from specstress.tasks.responses import kept_scenarios
 
@@ -184,7 +192,10 @@ class ComplianceStage(Stage):
             spec_tokens = 60_000  # a URL is not fetched to plan: assume the OpenAI Model Spec's size
         else:
             spec_tokens = len(model_spec_text(spec)[0]) // 4
-        return [EstimateRow(self.name, j, n_items, n_items * (spec_tokens + 800), n_items * 400)
+        # the system prompt holds the whole model spec: one prefix, shared by every call to a judge
+        prefix = system_prompt_tokens("compliance", spec_tokens)
+        return [EstimateRow(self.name, j, n_items, n_items * (spec_tokens + 800), n_items * 400,
+                            prefix_tokens=prefix, prefixes=1)
                 for j in spec.roles.compliance_judges]
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:

@@ -15,9 +15,18 @@ from specstress.context import RunContext
 from specstress.domain import CallRequest, Outcome
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.base import (
+    EstimateRow,
+    Inputs,
+    Sender,
+    Stage,
+    make_request,
+    models_config,
+    system_prompt_tokens,
+)
 from specstress.tasks.registry import register_stage
 from specstress.tasks.responses import kept_scenarios
+from specstress.tasks.spectra import SPECTRUM_TOKENS
 
 CLASSIFICATIONS_SCHEMA = pa.schema([
     ("scenario_id", pa.string()), ("pair_id", pa.string()), ("model_id", pa.string()),
@@ -196,9 +205,17 @@ class MatchingStage(Stage):
     def estimate(self, spec: RunSpec, counts: dict[str, int]) -> list[EstimateRow]:
         n = counts.get("kept_scenarios", spec.pairs.count * 3)
         k = len(spec.roles.panel)
+        # the system prompt holds the instructions, the two values and their spectra: one prefix per value pair
+        # (the values' names, about 10 tokens, and the spectra); the user message holds the query (about 150
+        # tokens with its framing) and the responses (about 500 tokens each)
+        pairs = min(n, counts.get("pairs", spec.pairs.count))
         if spec.matching.mode == "per_response":
-            return [EstimateRow(self.name, spec.roles.matcher, n * k, n * k * 1800, n * k * 150)]
-        return [EstimateRow(self.name, spec.roles.matcher, n, n * (1200 + 500 * k), n * 150 * k)]
+            prefix = system_prompt_tokens("matching_single", 10 + SPECTRUM_TOKENS)
+            return [EstimateRow(self.name, spec.roles.matcher, n * k, n * k * (prefix + 650), n * k * 150,
+                                prefix_tokens=prefix, prefixes=pairs)]
+        prefix = system_prompt_tokens("matching", 10 + SPECTRUM_TOKENS)
+        return [EstimateRow(self.name, spec.roles.matcher, n, n * (prefix + 150 + 500 * k), n * 150 * k,
+                            prefix_tokens=prefix, prefixes=pairs)]
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -233,5 +250,6 @@ class MatcherPanelStage(MatchingStage):
 
     def estimate(self, spec: RunSpec, counts: dict[str, int]) -> list[EstimateRow]:
         one = super().estimate(spec, counts)[0]
-        return [EstimateRow(self.name, m, one.calls, one.input_tokens, one.output_tokens)
+        return [EstimateRow(self.name, m, one.calls, one.input_tokens, one.output_tokens,
+                            prefix_tokens=one.prefix_tokens, prefixes=one.prefixes)
                 for m in spec.roles.extra_matchers()]

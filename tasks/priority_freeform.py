@@ -14,7 +14,7 @@ from specstress.domain import CallRequest, Outcome
 from specstress.embedding import hashed_embeddings
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request
+from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request, system_prompt_tokens
 from specstress.tasks.registry import artefact_ids, register_stage
 from specstress.tasks.scope import ScopedStage
 from specstress.warehouse.store import Warehouse
@@ -80,4 +80,5 @@ class PriorityFreeformStage(ScopedStage):
         n = counts.get("responses", spec.pairs.count * 3 * len(spec.roles.panel))
         if spec.priorities.scope == "high_disagreement":
             n = n // 4
-        return [EstimateRow(self.name, self.model_id(spec), n, n * 650, n * 50)]
+        return [EstimateRow(self.name, self.model_id(spec), n, n * 650, n * 50,
+                            prefix_tokens=system_prompt_tokens("priority_freeform"), prefixes=1)]

@@ -12,7 +12,7 @@ from specstress.context import RunContext
 from specstress.domain import REFUSAL_LADDER, REFUSAL_THRESHOLD, CallRequest, Outcome
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request
+from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request, system_prompt_tokens
 from specstress.tasks.registry import register_stage
 from specstress.tasks.scope import ScopedStage
 
@@ -84,7 +84,8 @@ class RefusalsStage(ScopedStage):
         n = counts.get("responses", spec.pairs.count * 3 * len(spec.roles.panel))
         if spec.refusals.scope == "high_disagreement":
             n = n // 4
-        return [EstimateRow(self.name, self.model_id(spec), n, n * 700, n * 60)]
+        return [EstimateRow(self.name, self.model_id(spec), n, n * 700, n * 60,
+                            prefix_tokens=system_prompt_tokens("refusal"), prefixes=1)]
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         by_model: dict[str, list[int]] = {}

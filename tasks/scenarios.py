@@ -14,7 +14,15 @@ from specstress.domain import CallRequest, Nudge
 from specstress.hashing import sha256_hex, short_id
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.base import (
+    EstimateRow,
+    Inputs,
+    Sender,
+    Stage,
+    make_request,
+    models_config,
+    system_prompt_tokens,
+)
 from specstress.tasks.registry import register_stage
 
 SCENARIOS_SCHEMA = pa.schema([
@@ -105,9 +113,13 @@ class ScenariosStage(Stage):
         total = sum(g.share for g in spec.roles.generators)
         out = []
         per_pair = 3 if spec.scenarios.biased else 1
+        # two fixed system prompts (neutral, biased), shared by every call of their kind
+        neutral, biased = system_prompt_tokens("scenario_neutral"), system_prompt_tokens("scenario_biased")
+        prefix = (neutral + biased * (per_pair - 1)) // per_pair
         for g in spec.roles.generators:
             calls = round(n * per_pair * g.share / total)
-            out.append(EstimateRow(self.name, g.model, calls, calls * 350, calls * 160))
+            out.append(EstimateRow(self.name, g.model, calls, calls * 350, calls * 160, prefix_tokens=prefix,
+                                   prefixes=2 if per_pair > 1 else 1))
         return out
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:

@@ -13,7 +13,15 @@ from specstress.context import RunContext
 from specstress.domain import POSITION_LABELS, CallRequest
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.base import (
+    EstimateRow,
+    Inputs,
+    Sender,
+    Stage,
+    make_request,
+    models_config,
+    system_prompt_tokens,
+)
 from specstress.tasks.registry import register_stage
 from specstress.tasks.responses import kept_scenarios
 
@@ -22,6 +30,9 @@ SPECTRA_SCHEMA = pa.schema([
     ("label", pa.string()), ("strategy", pa.string()), ("status", pa.string()), ("attempts", pa.int8()),
     ("call_key", pa.string()),
 ])
+
+#: Typical tokens of one pair's two spectra (the rubric writer's answer; the matcher's prompt holds them again).
+SPECTRUM_TOKENS = 900
 
 
 @register_stage
@@ -95,7 +106,8 @@ class SpectraStage(Stage):
 
     def estimate(self, spec: RunSpec, counts: dict[str, int]) -> list[EstimateRow]:
         n = counts.get("pairs", spec.pairs.count)
-        return [EstimateRow(self.name, spec.roles.rubric, n, n * 700, n * 900)]
+        return [EstimateRow(self.name, spec.roles.rubric, n, n * 700, n * SPECTRUM_TOKENS,
+                            prefix_tokens=system_prompt_tokens("spectrum"), prefixes=1)]
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         rows = table.to_pylist()

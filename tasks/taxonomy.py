@@ -13,7 +13,15 @@ from specstress.embedding import hashed_embeddings
 from specstress.hashing import sha256_hex
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from specstress.tasks.base import EstimateRow, Inputs, Sender, Stage, make_request, models_config
+from specstress.tasks.base import (
+    EstimateRow,
+    Inputs,
+    Sender,
+    Stage,
+    make_request,
+    models_config,
+    system_prompt_tokens,
+)
 from specstress.tasks.registry import register_stage
 from specstress.taxonomy import (
     TAXONOMY_SCHEMA,
@@ -107,7 +115,8 @@ class TaxonomyStage(Stage):
         if spec.taxonomy.source != "expand":
             return []
         n = 26
-        return [EstimateRow(self.name, spec.roles.taxonomy_expander or "", n, n * 600, n * 60 * spec.taxonomy.per_category)]
+        return [EstimateRow(self.name, spec.roles.taxonomy_expander or "", n, n * 600, n * 60 * spec.taxonomy.per_category,
+                            prefix_tokens=system_prompt_tokens("taxonomy_expand"), prefixes=1)]
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         cats = set(table.column("category").to_pylist())

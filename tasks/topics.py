@@ -10,7 +10,7 @@ from specstress.context import RunContext
 from specstress.domain import CallRequest
 from specstress.prompts import load_template
 from specstress.runspec import RunSpec
-from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request
+from specstress.tasks.base import EstimateRow, Inputs, Sender, make_request, system_prompt_tokens
 from specstress.tasks.registry import register_stage
 from specstress.tasks.scope import ScopedStage
 
@@ -51,7 +51,8 @@ class TopicsStage(ScopedStage):
 
     def estimate(self, spec: RunSpec, counts: dict[str, int]) -> list[EstimateRow]:
         n = counts.get("kept_scenarios", spec.pairs.count * 3)
-        return [EstimateRow(self.name, self.model_id(spec), n, n * 420, n * 60)]
+        return [EstimateRow(self.name, self.model_id(spec), n, n * 420, n * 60,
+                            prefix_tokens=system_prompt_tokens("topics"), prefixes=1)]
 
     def summarize(self, table: pa.Table) -> dict[str, Any]:
         counts: dict[str, int] = {}

@@ -175,7 +175,7 @@ def _sim_send(bias: float):
     def send(requests: list[CallRequest]) -> list[CallResult]:
         out = []
         for req in requests:
-            reply = agent.respond(req.model, None, req.messages, (req.schema or {}).get("name"), req.key)
+            reply = agent.respond(req.model, req.system, req.messages, (req.schema or {}).get("name"), req.key)
             out.append(CallResult(key=req.key, outcome=Outcome.OK, text=str(reply.data), parsed=reply.data,
                                   usage=Usage(input_tokens=1, output_tokens=1), attempts=1, served_model=req.model))
         return out

@@ -496,7 +496,7 @@ def _matching_inputs(ctx):
 
 def _placements(req: CallRequest) -> dict[str, Any]:
     """A placement for every response of the prompt: R<i> gets position (i - 1) % 7 on value 1, 6 - that on value 2."""
-    n = int(re.search(r"Below are (\d+) responses", user_text(req)).group(1))
+    n = int(re.search(r"The (\d+) responses to place", user_text(req)).group(1))
     return {"placements": [{"response_id": f"R{i}", "value1": {"position": (i - 1) % 7, "confidence": 0.8,
                                                                "reasoning": f"v1 of R{i}"},
                             "value2": {"position": 6 - (i - 1) % 7, "confidence": 0.7, "reasoning": f"v2 of R{i}"}}
@@ -517,11 +517,13 @@ def test_classifications_plan_and_first_requests(ctx):
     reqs = st.first_requests(ctx, items)
     assert len(reqs) == 3  # s4 has no spectrum: no call
     text = user_text(reqs[0])
-    assert tag(text, "query") == "Query s1" and "Below are 4 responses" in text
+    assert tag(text, "query") == "Query s1" and "The 4 responses to place" in text
     present = [m for m in s1["order"] if s1["responses"][m]]
     for i, m in enumerate(present):
         assert f'<response id="R{i + 1}">answer of {m} to s1</response>' in text
-    assert '<spectrum slot="value1" value="honesty">' in text
+    # the stable prefix (instructions, values, spectra) is the system prompt, shared by the pair's scenarios
+    assert '<spectrum slot="value1" value="honesty">' in reqs[0].system and "<spectrum" not in text
+    assert [it["pair_id"] for it, r in zip(items[:3], reqs, strict=True) if r.system == reqs[0].system] == ["pA", "pA"]
     assert {(r.model_id, schema_name(r)) for r in reqs} == {("judge-gpt", "placements")}
     assert [r.key for r in reqs] == [r.key for r in st.first_requests(ctx, items)]
 
@@ -982,7 +984,9 @@ def test_compliance_plan_samples_and_requests(ctx):
     judges = ["judge-claude", "judge-gpt", "judge-gemini"]
     assert [r.model_id for r in reqs] == judges * 3 and {schema_name(r) for r in reqs} == {"compliance_verdict"}
     text = user_text(reqs[0])
-    assert tag(text, "model_spec") == model_spec_text(ctx.spec)[0].strip()
+    # the whole model spec is the system prompt (the cacheable prefix of every compliance call), not the user's
+    assert tag(reqs[0].system, "model_spec") == model_spec_text(ctx.spec)[0].strip() and "<model_spec>" not in text
+    assert len({r.system for r in reqs}) == 1
     assert tag(text, "query") == "Query s1" and tag(text, "response") == "guardian on s1"
     assert len({r.key for r in reqs}) == 9
     assert [e.model_id for e in st.estimate(ctx.spec, {})] == judges

@@ -1,7 +1,8 @@
 """The simulated model behind every emulator endpoint.
 
 A request with a structured-output schema is a task (generate, bias, write a rubric, judge, tag,
-classify, expand), dispatched on the schema's name; a request without one is a user query,
+classify, expand), dispatched on the schema's name, that reads its inputs from the user message and the
+system prompt (see :func:`task_text`); a request without one is a user query,
 answered by the persona whose name is the requested model. Randomness is seeded by the emulator
 seed and the request itself (including its ledger key when the client sends one), so reruns are
 reproducible and re-asks differ.
@@ -28,6 +29,18 @@ class SimReply:
     stance: dict[str, int] | None = None
 
 
+def task_text(system: str | None, user: str) -> str:
+    """The text a simulated task reads: the user message, then the system prompt.
+
+    Templates put what many calls share (instructions, the two values and their spectra, the model
+    spec) in the system prompt, so that providers can cache it, and what varies (the request, the
+    responses) in the user message. The parsers take the first match of a tag, so the user message
+    comes first: a varying part is never mistaken for a tag that a long shared text (a model spec
+    quoting examples) happens to contain; shared parts are found in the system prompt wherever the
+    user message does not have them."""
+    return f"{user}\n\n{system}" if system else user
+
+
 class SimAgent:
     def __init__(self, index: ValueIndex, personas: list[Persona], sim: SimSpec, seed: int = 0) -> None:
         self.index = index
@@ -42,12 +55,12 @@ class SimAgent:
     def respond(self, model: str, system: str | None, messages: list[dict[str, str]], schema_name: str | None,
                 salt: str) -> SimReply:
         first_user = next((m["content"] for m in messages if m.get("role") == "user"), "")
-        rng = self.rng(model, schema_name, salt, first_user)
+        rng = self.rng(model, schema_name, salt, *((system,) if system else ()), first_user)
         if schema_name is None:
             persona = self.personas.get(model, self._default)
             text, stance = persona_reply(persona, messages[-1]["content"] if messages else "", self.index, rng)
             return SimReply(text=text, stance=stance)
-        return self._task(model, schema_name, first_user, rng)
+        return self._task(model, schema_name, task_text(system, first_user), rng)
 
     def _task(self, model: str, schema: str, prompt: str, rng: random.Random) -> SimReply:
         s = self.sim
