@@ -30,7 +30,26 @@ class Outage(_Strict):
 
 
 class Faults(_Strict):
-    """Fault knobs of the emulator. Rates are probabilities per request."""
+    """Fault knobs of the emulator. Rates are probabilities per request.
+
+    Batch APIs (OpenAI Batch, Anthropic Message Batches, Gemini batches; see specstress/emulator/batches.py):
+
+    * ``batch_delay_s``: a batch is pending for this long after it is created, then ends (its answers are
+      computed when it ends, and do not depend on when that is).
+    * ``batch_item_failure_rate``: the share of a batch's items that end errored (a server error), picked from
+      the item's key and that key's submission number, so that a resubmitted key may succeed.
+    * ``batch_expiry_rate``: the share of batches (picked from the batch id) that expire: the first half of
+      their items is answered, the rest ends expired.
+    * ``batch_poll_error_rate``: the share of batch status, result and list requests answered with a 503.
+    * ``batch_outage_s``: for this many seconds after the faults are set, every batch endpoint (file upload,
+      create, status, results, cancel, list) answers 503.
+
+    Prompt caching (in the usage the providers report): ``cache_min_tokens`` is the shortest cacheable prefix.
+    Anthropic caches the system prompt through its last ``cache_control`` block (``cache_creation_input_tokens``
+    the first time, ``cache_read_input_tokens`` afterwards; ``input_tokens`` counts the rest); OpenAI (per
+    model and ``prompt_cache_key``) and Gemini (per model) cache a system prompt seen before, reported as
+    ``cached_tokens`` (a multiple of 128) and ``cachedContentTokenCount``.
+    """
 
     rate_429: Annotated[float, Field(ge=0, le=1)] = 0.0
     retry_after_s: Annotated[float, Field(ge=0)] = 0.2
@@ -52,6 +71,12 @@ class Faults(_Strict):
     #: judges' structured outputs made hostile (injected instructions, forged ids, huge or control-character
     #: text; see specstress/emulator/hostile.py), picked by call key
     hostile_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    batch_delay_s: Annotated[float, Field(ge=0)] = 1.0
+    batch_item_failure_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    batch_expiry_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    batch_poll_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    batch_outage_s: Annotated[float, Field(ge=0)] = 0.0
+    cache_min_tokens: Annotated[int, Field(ge=0)] = 1024
 
 
 class Persona(_Strict):
