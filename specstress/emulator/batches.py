@@ -42,8 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-# the server imports this module when it builds its app, so this import finds it loaded
-from specstress.emulator.server import Call, Emulator, EmulatorState, RequestRefused, _error_body
+from specstress.emulator.wire import Call, RequestRefused, _error_body
 
 FAILURE_MESSAGE = "emulated batch item failure"
 OPENAI_URLS = {"/v1/chat/completions": "chat", "/v1/responses": "responses", "/v1/embeddings": "embeddings"}
@@ -165,11 +164,11 @@ def _failure(provider: str) -> tuple[int, dict[str, Any]]:
 class BatchAPI:
     """The batch routes of an :class:`~specstress.emulator.server.Emulator`; batches live on its state."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Any) -> None:   # a specstress.emulator.server.Emulator
         self.em = emulator
 
     @property
-    def state(self) -> EmulatorState:
+    def state(self) -> Any:   # its EmulatorState
         return self.em.state
 
     def routes(self) -> list[Route]:

@@ -34,8 +34,6 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -47,6 +45,7 @@ from starlette.routing import Route
 from specstress.embedding import hashed_embedding
 from specstress.emulator import hostile
 from specstress.emulator.config import Faults, Persona, SimSpec
+from specstress.emulator.wire import Call, _error_body
 from specstress.sim.agent import SimAgent, SimReply
 from specstress.taxonomy import ValueIndex
 
@@ -205,17 +204,6 @@ class EmulatorState:
         return None
 
 
-def _error_body(protocol: str, status: int) -> dict[str, Any]:
-    if protocol == "anthropic":
-        etype = {429: "rate_limit_error", 529: "overloaded_error"}.get(status, "api_error")
-        return {"type": "error", "error": {"type": etype, "message": f"emulated {status}"}}
-    if protocol == "google":
-        st = {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}.get(status, "INTERNAL")
-        return {"error": {"code": status, "message": f"emulated {status}", "status": st}}
-    return {"error": {"message": f"emulated {status}", "type": "rate_limit_exceeded" if status == 429 else "server_error",
-                      "code": None}}
-
-
 def _scale_usage(body: dict[str, Any], k: float) -> None:
     """Multiply every token count of a response body (the ``usage_multiplier`` fault)."""
     for key in ("usage", "usageMetadata"):
@@ -253,32 +241,6 @@ def _digest(text: str) -> str:
 def _header_key(request: Request) -> str | None:
     """The ledger key a request carries (``X-Client-Request-Id``; the older ``x-specstress-key``)."""
     return request.headers.get("x-client-request-id") or request.headers.get("x-specstress-key")
-
-
-class RequestRefused(Exception):
-    """A request the provider refuses before the model answers (a 4xx with the provider's error body)."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(f"HTTP {status}: {json.dumps(body)[:200]}")
-        self.status = status
-        self.body = body
-
-
-@dataclass
-class Call:
-    """One parsed request: what the fault knobs need before the model answers (model, input tokens), and
-    ``produce`` (the response body and its output tokens), or the provider's refusal (``error``)."""
-
-    model: str
-    est_in: int
-    produce: Callable[[], tuple[dict[str, Any], int]]
-    error: tuple[int, dict[str, Any]] | None = None
-
-    def answer(self) -> tuple[dict[str, Any], int]:
-        """(response JSON, output tokens); raises :class:`RequestRefused` for a refused request."""
-        if self.error is not None:
-            raise RequestRefused(*self.error)
-        return self.produce()
 
 
 class Emulator:
