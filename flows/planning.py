@@ -15,6 +15,7 @@ check uses, is the batch price of a batched row and the realtime price of the ot
 
 from __future__ import annotations
 
+import difflib
 import math
 import sys
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ def preflight(spec: RunSpec, emulator_url: str | None = "http://emulator.invalid
             warnings.append(f"no price for model {mid!r} ({entry.price_as or entry.model}) in {spec.prices}: its cost "
                             "counts as $0. Fix: add it to the price table, or set price_as/price on the model.")
     warnings += services.preflight(spec)  # whatever the provider plugins check
+    warnings += check_batch_section(spec)
     if spec.compliance.enabled and spec.compliance.model_spec and "://" not in spec.compliance.model_spec:
         from specstress.modelspec import load_model_spec
 
@@ -94,6 +96,29 @@ def preflight(spec: RunSpec, emulator_url: str | None = "http://emulator.invalid
             raise SpecError(f"{spec.source_path}: field `compliance.model_spec`: {exc}") from None
         if not ms.sections:
             raise SpecError(f"{spec.compliance.model_spec}: no sections found in the model spec.")
+    return warnings
+
+
+def check_batch_section(spec: RunSpec) -> list[str]:
+    """``batch.stages`` must name call stages; batched models without a batch API get a warning."""
+    from specstress.runspec import BATCH_PROVIDERS
+    from specstress.tasks.registry import all_stages
+
+    warnings: list[str] = []
+    b = spec.batch
+    calls = sorted(s.name for s in all_stages() if s.kind == "calls")
+    for i, name in enumerate(b.stages):
+        if name not in calls:
+            close = difflib.get_close_matches(name, calls, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"call stages: {', '.join(calls)}"
+            raise SpecError(f"{spec.source_path}: field `batch.stages[{i}]`: {name!r} is not a stage that calls "
+                            f"models. Fix: {hint}")
+    if b.mode == "batch":
+        for mid in b.models:
+            entry = spec.model(mid)
+            if entry.provider not in BATCH_PROVIDERS:
+                warnings.append(f"batch.models lists {mid!r}, but {entry.provider} has no batch API: its calls are "
+                                "sent at realtime prices.")
     return warnings
 
 

@@ -53,9 +53,10 @@ def should_retry(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(exc, NO_RETRY)
 
 
-def estimate_cost(ctx: RunContext, requests: list[Any], calls_factor: float = 1.0) -> float:
-    """Dollars a batch is expected to cost, on the same basis as ``specstress plan``: prompt characters
-    / 4 in, and the typical output (``max_tokens`` capped at 700) out."""
+def estimate_cost(ctx: RunContext, requests: list[Any], calls_factor: float = 1.0, stage: str | None = None) -> float:
+    """Dollars a shard's calls are expected to cost, on the same basis as ``specstress plan``: prompt characters
+    / 4 in, and the typical output (``max_tokens`` capped at 700) out; at the batch price where ``stage``'s calls
+    to a model run in batch mode."""
     from specstress.domain import Usage
     from specstress.prices import TYPICAL_OUTPUT_TOKENS, PriceTable
 
@@ -67,7 +68,8 @@ def estimate_cost(ctx: RunContext, requests: list[Any], calls_factor: float = 1.
         if p is None:
             continue
         out = min(int(r.params.get("max_tokens") or 512), TYPICAL_OUTPUT_TOKENS)
-        total += p.cost(Usage(input_tokens=r.prompt_chars // 4, output_tokens=out))
+        batched = stage is not None and spec.batched(r.model_id, stage)
+        total += p.cost(Usage(input_tokens=r.prompt_chars // 4, output_tokens=out), batch=batched)
     return total * calls_factor
 
 
@@ -102,7 +104,7 @@ def shard_task(stage_name: str, ctx_dict: dict[str, Any], artefact_id: str, shar
     items = [json.loads(x) for x in wh.read_table([plan_path]).column("item").to_pylist()]
     engine = get_engine(ctx)
     first = stage.first_requests(ctx, items)
-    check_budget(ctx, engine, estimate_cost(ctx, first, stage.calls_per_item), stage_name)
+    check_budget(ctx, engine, estimate_cost(ctx, first, stage.calls_per_item, stage_name), stage_name)
     t0 = time.monotonic()
     send = Sender(engine, stage_name)
     table: pa.Table = stage.run_shard(ctx, items, send)

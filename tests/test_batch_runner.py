@@ -210,3 +210,22 @@ def test_concurrent_shards_of_one_process_share_a_batch(tmp_path):
         eng.close()
     assert len(api.batches) == 1 and max(api.submissions.values()) == 1
     assert all(r.outcome == Outcome.OK for part in outs for r in part)
+
+
+def test_batch_section_errors_name_the_field_and_the_fix(tmp_path):
+    from specstress.errors import SpecError
+    from specstress.flows.planning import check_batch_section
+    from specstress.runspec import load_run_spec
+    from tests.conftest import DEMO
+
+    spec = load_run_spec(DEMO, {"batch.mode": "batch", "batch.stages": ["respones"]})
+    with pytest.raises(SpecError, match=r"batch.stages\[0\].*'respones'.*did you mean 'responses'"):
+        check_batch_section(spec)
+    with pytest.raises(SpecError, match="batch.models"):
+        load_run_spec(DEMO, {"batch.models": ["nobody"]})
+    with pytest.raises(SpecError, match="unknown role 'judge'"):
+        load_run_spec(DEMO, {"batch.roles": ["judge"]})
+    ok = load_run_spec(DEMO, {"batch.mode": "batch", "batch.roles": ["matcher"], "batch.stages": ["classifications"]})
+    assert check_batch_section(ok) == []
+    assert ok.batched(ok.roles.matcher, "classifications") and not ok.batched(ok.roles.matcher, "responses")
+    assert not ok.batched(ok.roles.panel[0], "classifications") or ok.roles.panel[0] == ok.roles.matcher

@@ -292,8 +292,5 @@ class BatchRunner:
 
 
 def _cost(price: Any, usage: Usage) -> float:
-    """The batch price of ``usage`` (the price table's batch discount)."""
-    try:
-        return float(price.cost(usage, batch=True))
-    except TypeError:   # a price without batch support
-        return float(price.cost(usage)) * 0.5
+    """The batch price of ``usage`` (the price table's batch discount for the model's provider)."""
+    return float(price.cost(usage, batch=True))
