@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from specstress.crashpoints import crashpoint
@@ -172,6 +173,9 @@ def _alive(pid: int) -> bool:
         return True
 
 
+_WAL_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_APPEND_NEWLINE
+
+
 def _json_default(v: Any) -> Any:
     if isinstance(v, dt.datetime):
         return {"__dt__": v.isoformat()}
@@ -304,8 +308,15 @@ class Ledger:
         if self._wal_file is None:
             os.makedirs(self._wal_dir, exist_ok=True)
             self._wal_path = os.path.join(self._wal_dir, f"{socket.gethostname()}~{self._writer_id}-{uuid.uuid4().hex[:6]}.jsonl")
-            self._wal_file = open(self._wal_path, "a", encoding="utf-8", buffering=1)   # noqa: SIM115
-        self._wal_file.write(json.dumps(row, default=_json_default) + "\n")
+            self._wal_file = open(self._wal_path, "ab")   # noqa: SIM115
+        # orjson, about a third of json.dumps's time a row; datetimes still go through _json_default (so old and new
+        # lines read alike). What orjson refuses (a lone surrogate in a reply) is written by the json module as before.
+        try:
+            line = orjson.dumps(row, default=_json_default, option=_WAL_OPTS)
+        except TypeError:
+            line = (json.dumps(row, default=_json_default) + "\n").encode("utf-8")
+        self._wal_file.write(line)
+        self._wal_file.flush()   # to the OS at once (a write() a row, as the line-buffered text file did)
 
     def recover(self) -> int:
         """Write the rows of dead writers' WAL files (this host's processes no longer running) as one ledger

@@ -291,7 +291,8 @@ class CallEngine:
             async with limiter.slot(est_tokens):
                 call = adapter.embed(req) if req.kind == "embedding" else adapter.complete(req)
                 try:
-                    raw: RawReply = await asyncio.wait_for(call, timeout=self.request_timeout_s + 5.0)
+                    async with asyncio.timeout(self.request_timeout_s + 5.0):   # not wait_for: no task a call
+                        raw: RawReply = await call
                 except TimeoutError:
                     raise ProviderError("timeout", "request exceeded its timeout") from None
             limiter.on_success()
