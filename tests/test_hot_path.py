@@ -337,3 +337,47 @@ def test_request_bucket_holds_a_quarter_second_and_at_least_one_request():
             pass
 
     asyncio.run(one())
+
+
+# ---------------------------------------------------------------------- the engine's garbage-collection policy
+
+
+def test_gc_threshold_is_raised_while_engines_run_and_restored_after():
+    import gc
+
+    from specstress.providers import gcpolicy
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        gcpolicy.engine_started()
+        gcpolicy.engine_started()
+        assert gc.get_threshold() == (gcpolicy.GEN0_THRESHOLD, 10, 10)
+        gcpolicy.engine_closed()
+        assert gc.get_threshold()[0] == gcpolicy.GEN0_THRESHOLD     # one engine still runs
+        gcpolicy.engine_closed()
+        assert gc.get_threshold() == (700, 10, 10)
+        gcpolicy.engine_closed()                                     # an extra close changes nothing
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(0)                                          # automatic collection off: left off
+        gcpolicy.engine_started()
+        assert gc.get_threshold()[0] == 0
+        gcpolicy.engine_closed()
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_emulator_identity_is_remembered_per_section_and_model(tmp_path):
+    """The emulator's endpoint identity is made once per (validated section, model); a changed section (a new
+    object) gets its own."""
+    from specstress.emulator import plugin
+    from specstress.runspec import load_run_spec
+    from tests.conftest import DEMO
+
+    spec = load_run_spec(DEMO)
+    entry = next(m for m in spec.models if plugin.serves(spec, m))
+    first = plugin.identity(spec, entry)
+    assert plugin.identity(spec, entry) == first
+    other = load_run_spec(DEMO, {"emulator.faults.refusal_rate": 0.25})
+    assert plugin.identity(other, next(m for m in other.models if m.id == entry.id)) != first
+    assert plugin.identity(spec, entry) == first

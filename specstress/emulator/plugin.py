@@ -37,8 +37,17 @@ def serves(spec: RunSpec, entry: ModelEntry) -> bool:
     return entry.on_emulator
 
 
+#: identities made, by (the validated ``emulator:`` section, model name). Every request a stage builds asks for
+#: its model's identity (about 8 us of dumping and hashing each time); the section is validated once per spec
+#: and not changed after (section_config keeps it while the raw section is the same object).
+_IDENTITIES: dict[tuple[int, str], tuple[EmulatorConfig, str]] = {}
+
+
 def identity(spec: RunSpec, entry: ModelEntry) -> str:
     em = emulator_config(spec)
+    known = _IDENTITIES.get((id(em), entry.model))
+    if known is not None and known[0] is em:
+        return known[1]
     persona = em.persona(entry.model)
     shaping = {
         "seed": em.seed,
@@ -47,7 +56,11 @@ def identity(spec: RunSpec, entry: ModelEntry) -> str:
         "refusal_rate": em.faults.refusal_rate,
         "truncation_rate": em.faults.truncation_rate,
     }
-    return "emulator:" + content_hash(shaping)[:12]
+    ident = "emulator:" + content_hash(shaping)[:12]
+    if len(_IDENTITIES) >= 1024:   # specs come and go in a long test session
+        _IDENTITIES.clear()
+    _IDENTITIES[(id(em), entry.model)] = (em, ident)
+    return ident
 
 
 def preflight(spec: RunSpec) -> list[str]:

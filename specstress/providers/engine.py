@@ -30,6 +30,7 @@ from typing import Any
 from specstress.domain import CallRequest, CallResult, Outcome, Usage
 from specstress.errors import BudgetExceeded, FatalProviderError
 from specstress.prices import ModelPrice, PriceTable
+from specstress.providers import gcpolicy
 from specstress.providers.base import Adapter, ProviderError, RawReply, classify_common
 from specstress.providers.batch import BatchRunner
 from specstress.providers.limiter import ModelLimiter
@@ -89,6 +90,7 @@ class CallEngine:
         self._thread.start()
         self._closed = False
         self._ticker = asyncio.run_coroutine_threadsafe(self._tick(), self._loop)
+        gcpolicy.engine_started()   # fewer collections while calls are in flight (see gcpolicy)
 
     # ------------------------------------------------------------------ public, thread-safe
 
@@ -178,6 +180,7 @@ class CallEngine:
             pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        gcpolicy.engine_closed()
         self.ledger.flush()
 
     # ------------------------------------------------------------------ the loop side
