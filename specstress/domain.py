@@ -163,13 +163,16 @@ class Usage:
     """Token usage normalised across providers.
 
     ``output_tokens`` is everything billed as output, reasoning included; ``reasoning_tokens``
-    is the part of it spent thinking. ``input_tokens`` includes ``cached_input_tokens``.
+    is the part of it spent thinking. ``input_tokens`` includes ``cached_input_tokens`` and
+    ``cache_write_tokens`` (the prefix written to the provider's prompt cache by this call, priced at the
+    model's cache-write rate; it is charged, not stored as a ledger column).
     """
 
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(slots=True)

@@ -229,3 +229,15 @@ def test_batch_section_errors_name_the_field_and_the_fix(tmp_path):
     assert check_batch_section(ok) == []
     assert ok.batched(ok.roles.matcher, "classifications") and not ok.batched(ok.roles.matcher, "responses")
     assert not ok.batched(ok.roles.panel[0], "classifications") or ok.roles.panel[0] == ok.roles.matcher
+
+
+def test_anthropic_cache_writes_are_charged_at_the_write_rate():
+    from types import SimpleNamespace
+
+    from specstress.providers.anthropic import _usage
+
+    u = _usage(SimpleNamespace(input_tokens=100, cache_read_input_tokens=0, cache_creation_input_tokens=2000,
+                               output_tokens=10, output_tokens_details=None))
+    assert (u.input_tokens, u.cache_write_tokens, u.cached_input_tokens) == (2100, 2000, 0)
+    price = ModelPrice(input=1.0, output=1.0, cache_write=1.25)
+    assert price.cost(u, cache_write_tokens=u.cache_write_tokens) == pytest.approx((100 + 2000 * 1.25 + 10) / 1e6)

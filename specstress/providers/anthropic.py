@@ -201,4 +201,4 @@ def _usage(u: Any) -> Usage:
     details = getattr(u, "output_tokens_details", None)
     reasoning = int(getattr(details, "thinking_tokens", 0) or getattr(details, "reasoning_tokens", 0) or 0) if details else 0
     return Usage(input_tokens=fresh + read + created, cached_input_tokens=read, output_tokens=out,
-                 reasoning_tokens=reasoning)
+                 reasoning_tokens=reasoning, cache_write_tokens=created)

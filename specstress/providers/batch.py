@@ -293,4 +293,4 @@ class BatchRunner:
 
 def _cost(price: Any, usage: Usage) -> float:
     """The batch price of ``usage`` (the price table's batch discount for the model's provider)."""
-    return float(price.cost(usage, batch=True))
+    return float(price.cost(usage, batch=True, cache_write_tokens=usage.cache_write_tokens))

@@ -268,7 +268,12 @@ class CallEngine:
 
     def _charge(self, req: CallRequest, res: CallResult, stage: str) -> None:
         price = self._price_for(req)
-        res.cost_usd = price.cost(res.usage) if price else 0.0
+        if price is None:
+            res.cost_usd = 0.0
+        elif res.usage.cache_write_tokens:   # a prompt-cache write, priced at the model's write rate
+            res.cost_usd = price.cost(res.usage, cache_write_tokens=res.usage.cache_write_tokens)
+        else:
+            res.cost_usd = price.cost(res.usage)
         self.run_cost += res.cost_usd
         self.emit("cost", stage, key=req.key, cost_usd=res.cost_usd)
 
