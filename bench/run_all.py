@@ -8,7 +8,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = [
-    ("fanout", ["fanout.py"], ["--calls", "2000"]),
+    ("fanout", ["fanout.py"], ["--calls", "2000", "--limited-calls", "2000"]),
+    ("limits", ["limits.py"], ["--calls", "600"]),
     ("kcenter", ["kcenter.py"], ["--quick"]),
     ("analytics", ["analytics.py"], ["--quick"]),
     ("resume", ["resume.py"], ["--quick"]),
