@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +45,9 @@ sys.path.insert(0, str(ROOT))
 
 from common import cpu_seconds, scratch_dir  # noqa: E402
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
+if "PREFECT_HOME" not in os.environ:   # a throwaway Prefect home, removed at exit (its baseline loops inherit it)
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="bench-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
